@@ -1,0 +1,12 @@
+"""Entry point. Signal handlers go in before any other import: as PID 1, a
+signal that arrives while no handler exists is dropped by the kernel."""
+
+from cephaloinit import signals
+
+WAKEUP_FD = signals.install()
+
+import sys  # noqa: E402
+
+from cephaloinit.cli import main  # noqa: E402
+
+sys.exit(main(sys.argv[1:], WAKEUP_FD))

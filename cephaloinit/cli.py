@@ -1,0 +1,43 @@
+"""Subcommands. ``Fatal`` is caught here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+
+from . import __version__, signals
+from .errors import EXIT_OK, Fatal
+from .logs import Logger
+from .settings import load
+
+USAGE = """\
+usage: cephaloinit [run]                 supervise Squid as PID 1 (the default)
+       cephaloinit exec [--] CMD [ARG...] run any command under this init
+       cephaloinit --version
+"""
+
+def main(args: list[str], wakeup_fd: int) -> int:
+    settings, warnings = load(os.environ)
+    log = Logger(settings.log_level, settings.log_format)
+    for warning in warnings:
+        log.warning(warning)
+    command, rest = (args[0], args[1:]) if args else ("run", [])
+    try:
+        if command == "exec":
+            if rest[:1] == ["--"]:
+                rest = rest[1:]
+            if not rest:
+                raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]")
+            from .execinit import ExecInit
+
+            return ExecInit(wakeup_fd, settings, log).run(rest)
+        signals.uninstall()  # the other subcommands are ordinary programs
+        if command in ("--version", "version"):
+            print(f"cephaloinit {__version__}")
+            return EXIT_OK
+        if command in ("-h", "--help", "help"):
+            print(USAGE, end="")
+            return EXIT_OK
+        raise Fatal(f"cephaloinit: unknown command {command!r}; run 'cephaloinit --help' for the list")
+    except Fatal as fatal:
+        log.error(str(fatal))
+        return fatal.code

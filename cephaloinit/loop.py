@@ -1,0 +1,100 @@
+"""The event loop: one selector, the signal wakeup pipe, and a heap of monotonic timers.
+
+``select`` sleeps until the next timer is due or a file descriptor is ready.
+Nothing polls at a fixed interval: with no timer armed, an idle loop blocks in
+``select`` indefinitely and makes no wakeups at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import selectors
+import time
+from typing import Callable
+
+from . import signals
+
+
+class Timer:
+    """A callback due at a monotonic time; ``cancel`` makes it a no-op."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], None]):
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    def __init__(self, wakeup_fd: int, on_signals: Callable[[list[int]], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self.selector = selectors.DefaultSelector()
+        self.clock = clock
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._sequence = itertools.count()  # keeps heap order stable for equal deadlines
+        self._wakeup_fd = wakeup_fd
+        self._on_signals = on_signals
+        self.add_reader(wakeup_fd, self._read_signals)
+
+    # -- file descriptors -------------------------------------------------
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        self.selector.register(fd, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        self.selector.unregister(fd)
+
+    # -- timers -----------------------------------------------------------
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(when, callback)
+        heapq.heappush(self._timers, (when, next(self._sequence), timer))
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.call_at(self.clock() + delay, callback)
+
+    def next_timeout(self) -> float | None:
+        """Seconds until the next live timer, or None when there is none."""
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - self.clock())
+
+    def run_due_timers(self) -> None:
+        now = self.clock()
+        while self._timers and self._timers[0][0] <= now:
+            timer = heapq.heappop(self._timers)[2]
+            if not timer.cancelled:
+                timer.callback()
+
+    # -- the loop ---------------------------------------------------------
+    def run_once(self) -> None:
+        """Wait for one batch of events or the next timer, and dispatch them."""
+        for key, _ in self.selector.select(self.next_timeout()):
+            # An earlier callback in this batch may have closed this fd (a child's
+            # exit drains and closes its pipes); never call a stale registration.
+            if self.selector.get_map().get(key.fd) is key:
+                key.data()
+        self.run_due_timers()
+
+    def _read_signals(self) -> None:
+        data = b""
+        while True:
+            try:
+                chunk = os.read(self._wakeup_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        if data:
+            self._on_signals(signals.decode(data))
+
+    def close(self) -> None:
+        self.selector.close()

@@ -1,0 +1,100 @@
+"""Reading /proc: whether a process lives, its status fields, and its children.
+
+Parsing is kept apart from reading so the parsers can be tested on sample text.
+Every reader tolerates a process vanishing between listing and reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+PROC = "/proc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+
+
+def parse_stat(text: str) -> Stat:
+    """Parse /proc/PID/stat. ``comm`` may itself contain spaces and parentheses,
+    so it runs from the first '(' to the last ')'."""
+    open_paren = text.index("(")
+    close_paren = text.rindex(")")
+    fields = text[close_paren + 2:].split()
+    return Stat(
+        pid=int(text[:open_paren]),
+        comm=text[open_paren + 1:close_paren],
+        state=fields[0],
+        ppid=int(fields[1]),
+    )
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """Parse /proc/PID/status into {field: value}."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+    return fields
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def stat(pid: int, proc: str = PROC) -> Stat | None:
+    text = _read(f"{proc}/{pid}/stat")
+    return parse_stat(text) if text else None
+
+
+def status(pid: int, proc: str = PROC) -> dict[str, str]:
+    text = _read(f"{proc}/{pid}/status")
+    return parse_status(text) if text else {}
+
+
+def is_alive(pid: int, proc: str = PROC) -> bool:
+    """True while the process exists and is not a zombie."""
+    found = stat(pid, proc)
+    return found is not None and found.state not in ("Z", "X")
+
+
+def all_stats(proc: str = PROC) -> list[Stat]:
+    stats = []
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            found = stat(int(entry), proc)
+            if found is not None:
+                stats.append(found)
+    return stats
+
+
+def children(pid: int, proc: str = PROC) -> list[Stat]:
+    return [s for s in all_stats(proc) if s.ppid == pid]
+
+
+def zombie_children(pid: int, proc: str = PROC) -> list[Stat]:
+    return [s for s in children(pid, proc) if s.state == "Z"]
+
+
+def descendants(pid: int, proc: str = PROC) -> list[int]:
+    """Every process below ``pid`` in the process tree, parents before children."""
+    by_parent: dict[int, list[int]] = {}
+    for s in all_stats(proc):
+        by_parent.setdefault(s.ppid, []).append(s.pid)
+    found: list[int] = []
+    pending = list(by_parent.get(pid, []))
+    while pending:
+        current = pending.pop(0)
+        found.append(current)
+        pending.extend(by_parent.get(current, []))
+    return found

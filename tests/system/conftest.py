@@ -1,0 +1,120 @@
+"""cephaloinit as a true PID 1: each test gets its own PID namespace via unshare."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _pid_namespaces_usable() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, timeout=10)
+    return probe.returncode == 0
+
+
+if not _pid_namespaces_usable():
+    pytest.skip("system tests need root and unshare(1) for PID namespaces",
+                allow_module_level=True)
+
+
+class Init:
+    """A running cephaloinit; stdout and stderr merged, read as lines with deadlines."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, pid_one: bool = True):
+        command = [sys.executable, "-m", "cephaloinit", *args]
+        if pid_one:
+            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+        full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, **(env or {})}
+        # coverage's subprocess patch finds its settings through COVERAGE_* variables
+        full_env.update({k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")})
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        env=full_env, cwd=REPO)
+        self.pid_one = pid_one
+        self.lines: list[bytes] = []
+        self._partial = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.process.stdout, selectors.EVENT_READ)
+        self._eof = False
+
+    @property
+    def pid(self) -> int:
+        """Host PID of cephaloinit (inside its namespace it is 1)."""
+        if not self.pid_one:
+            return self.process.pid
+        with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as file:
+            return int(file.read().split()[0])
+
+    def _read_some(self, timeout: float) -> bool:
+        if self._eof or not self._selector.select(timeout):
+            return False
+        data = os.read(self.process.stdout.fileno(), 1 << 20)
+        if not data:
+            self._eof = True
+            if self._partial:
+                self.lines.append(self._partial)
+            return False
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        self.lines.extend(complete)
+        return True
+
+    def wait_for_line(self, text: str, timeout: float = 10) -> bytes:
+        return self.wait_for_lines(text, 1, timeout)[0]
+
+    def wait_for_lines(self, text: str, count: int, timeout: float = 10) -> list[bytes]:
+        """Wait until ``count`` lines contain ``text``; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines if text.encode() in line]
+            if len(found) >= count:
+                return found[:count]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (not self._read_some(remaining) and self._eof):
+                raise AssertionError(f"{text!r} not seen; output so far: {self.text()[-2000:]}")
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait(self, timeout: float = 10) -> int:
+        """Read everything until EOF, then return the exit code."""
+        deadline = time.monotonic() + timeout
+        while not self._eof:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("cephaloinit did not exit in time")
+            self._read_some(remaining)
+        return self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def text(self) -> str:
+        return b"\n".join(self.lines + [self._partial]).decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self._selector.close()
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def start():
+    started: list[Init] = []
+
+    def _start(args, env=None, pid_one=True) -> Init:
+        init = Init(args, env, pid_one)
+        started.append(init)
+        return init
+
+    yield _start
+    for init in started:
+        init.stop()
