@@ -29,3 +29,6 @@ system: $(PY)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache *.egg-info
+
+# make image / make run live beside the Dockerfile.
+-include container/image.mk

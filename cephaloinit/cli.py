@@ -12,6 +12,8 @@ from .settings import load
 USAGE = """\
 usage: cephaloinit [run]                 supervise Squid as PID 1 (the default)
        cephaloinit exec [--] CMD [ARG...] run any command under this init
+       cephaloinit check [--url URL] [--timeout SECONDS]
+                                         probe the health server (HEALTHCHECK)
        cephaloinit --version
 """
 
@@ -31,6 +33,14 @@ def main(args: list[str], wakeup_fd: int) -> int:
 
             return ExecInit(wakeup_fd, settings, log).run(rest)
         signals.uninstall()  # the other subcommands are ordinary programs
+        if command == "health-server":
+            from .health.server import serve
+
+            return serve(settings, log)
+        if command == "check":
+            from .health.probe import check
+
+            return check(rest, settings)
         if command in ("--version", "version"):
             print(f"cephaloinit {__version__}")
             return EXIT_OK

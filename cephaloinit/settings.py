@@ -14,9 +14,28 @@ from typing import Callable, Mapping
 class Settings:
     squid_port: int = 3128
     health_port: int = 8080
+    health_bind: str = "0.0.0.0"
     log_level: str = "INFO"
     log_format: str = "text"
     shutdown_timeout: float = 30.0
+    startup_timeout: float = 60.0
+    readiness_drain: float = 0.0
+    # Paths. The defaults are the image's layout; tests point them elsewhere.
+    squid_config: str = "/etc/squid/squid.conf"
+    squid_default_config: str = "/usr/share/cephaloproxy/squid.conf"
+    squid_binary: str = "/usr/sbin/squid"
+    squid_certgen: str = "/usr/lib/squid/security_file_certgen"
+    tls_dir: str = "/etc/squid/tls"
+    run_dir: str = "/var/run/squid"
+    log_dir: str = "/var/log/squid"
+    lib_dir: str = "/var/lib/squid"
+    spool_dir: str = "/var/spool/squid"
+    cache_dir: str = "/var/cache/squid"
+
+    @property
+    def state_file(self) -> str:
+        """Where the supervisor publishes its state for the health server."""
+        return f"{self.run_dir}/cephaloinit.state"
 
 
 def _port(text: str) -> int:
@@ -42,6 +61,25 @@ def _log_format(text: str) -> str:
     return fmt
 
 
+def _address(text: str) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_address(text.strip()))
+
+
+def _absolute_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError
+    return text.rstrip("/") or "/"
+
+
+def _seconds_or_zero(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):  # also rejects nan
@@ -53,9 +91,22 @@ def _positive_seconds(text: str) -> float:
 VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
     "SQUID_PORT": ("squid_port", _port, "a port number 1-65535"),
     "HEALTH_PORT": ("health_port", _port, "a port number 1-65535"),
+    "HEALTH_BIND": ("health_bind", _address, "an IPv4 or IPv6 address"),
     "LOG_LEVEL": ("log_level", _log_level, "DEBUG, INFO, WARNING, WARN or ERROR"),
     "LOG_FORMAT": ("log_format", _log_format, "text or json"),
     "SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_seconds, "a number of seconds > 0"),
+    "STARTUP_TIMEOUT": ("startup_timeout", _positive_seconds, "a number of seconds > 0"),
+    "READINESS_DRAIN": ("readiness_drain", _seconds_or_zero, "a number of seconds >= 0"),
+    "SQUID_CONFIG": ("squid_config", _absolute_path, "an absolute path"),
+    "SQUID_DEFAULT_CONFIG": ("squid_default_config", _absolute_path, "an absolute path"),
+    "SQUID_BINARY": ("squid_binary", _absolute_path, "an absolute path"),
+    "SQUID_CERTGEN": ("squid_certgen", _absolute_path, "an absolute path"),
+    "TLS_DIR": ("tls_dir", _absolute_path, "an absolute path"),
+    "SQUID_RUN_DIR": ("run_dir", _absolute_path, "an absolute path"),
+    "SQUID_LOG_DIR": ("log_dir", _absolute_path, "an absolute path"),
+    "SQUID_LIB_DIR": ("lib_dir", _absolute_path, "an absolute path"),
+    "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, "an absolute path"),
+    "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, "an absolute path"),
 }
 
 
