@@ -1,5 +1,7 @@
 # make test: the one command that runs every test suite this machine can run.
-PYTHON ?= python3
+# Debian's own Python: the system tests run cephaloinit as an unprivileged UID,
+# which must be able to execute the interpreter (not one under /root).
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
@@ -18,7 +20,7 @@ venv: $(PY)
 # that run as PID 1 in child processes.
 test: $(PY)
 	$(PY) -m compileall -q cephaloinit
-	rm -f .coverage .coverage.*
+	rm -rf .coverage-data && mkdir -m 1777 .coverage-data
 	$(PY) -m pytest --cov --cov-report=term tests
 
 unit: $(PY)
@@ -28,7 +30,7 @@ system: $(PY)
 	$(PY) -m pytest tests/system
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache *.egg-info
+	rm -rf $(VENV) .coverage-data htmlcov .pytest_cache *.egg-info
 
 # make image / make run live beside the Dockerfile.
 -include container/image.mk

@@ -103,13 +103,15 @@ class Children:
         self.orphans_reaped = 0
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str],
-              relay_output: bool = True, notify: Callable[[bytes], None] | None = None) -> Child:
+              relay_output: bool = True, capture: Callable[[bytes], None] | None = None,
+              notify: Callable[[bytes], None] | None = None) -> Child:
         """Start ``argv`` with default signal dispositions and an empty mask.
 
         With ``relay_output`` its stdout and stderr are pipes relayed line by
-        line to ours; otherwise it shares our descriptors (for a terminal).
-        With ``notify`` it gets a pipe on fd NOTIFY_FD, and ``notify`` receives
-        what it writes there. Raises OSError when the program cannot be run.
+        line to ours, or to ``capture`` when given; otherwise it shares our
+        descriptors (for a terminal). With ``notify`` it gets a pipe on fd
+        NOTIFY_FD, and ``notify`` receives what it writes there.
+        Raises OSError when the program cannot be run.
         """
         env = dict(env)
         actions = []
@@ -152,7 +154,7 @@ class Children:
                 child.notify_fd = read_end
                 self.loop.add_reader(read_end, lambda fd=read_end: self._read_notify(child, fd, notify))
             else:
-                relay = LineRelay(lambda line, out=our_fd: logs.write_line(out, line))
+                relay = LineRelay(capture or (lambda line, out=our_fd: logs.write_line(out, line)))
                 child.pipes[read_end] = relay
                 self.loop.add_reader(read_end, lambda fd=read_end: self._read_output(child, fd))
         return child

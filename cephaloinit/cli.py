@@ -11,6 +11,8 @@ from .settings import load
 
 USAGE = """\
 usage: cephaloinit [run]                 supervise Squid as PID 1 (the default)
+       cephaloinit validate              run the configuration validators, exit 0 or 1
+       cephaloinit status                print the state the supervisor last published
        cephaloinit exec [--] CMD [ARG...] run any command under this init
        cephaloinit check [--url URL] [--timeout SECONDS]
                                          probe the health server (HEALTHCHECK)
@@ -24,6 +26,11 @@ def main(args: list[str], wakeup_fd: int) -> int:
         log.warning(warning)
     command, rest = (args[0], args[1:]) if args else ("run", [])
     try:
+        if command in ("run", "validate"):
+            from .supervisor import Supervisor
+
+            supervisor = Supervisor(wakeup_fd, settings, log)
+            return supervisor.run() if command == "run" else supervisor.validate_only()
         if command == "exec":
             if rest[:1] == ["--"]:
                 rest = rest[1:]
@@ -41,6 +48,17 @@ def main(args: list[str], wakeup_fd: int) -> int:
             from .health.probe import check
 
             return check(rest, settings)
+        if command == "status":
+            from . import statefile
+
+            state = statefile.read(settings.state_file)
+            if state is None:
+                raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
+                            "with this SQUID_RUN_DIR?")
+            import json
+
+            print(json.dumps(state, indent=2, sort_keys=True))
+            return EXIT_OK
         if command in ("--version", "version"):
             print(f"cephaloinit {__version__}")
             return EXIT_OK

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from cephaloinit import procfs
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -28,13 +30,28 @@ if not _pid_namespaces_usable():
                 allow_module_level=True)
 
 
+UNPRIVILEGED_UID = 1234567  # an arbitrary UID in group 0, as OpenShift assigns
+
+
+def pid_one_command(command: list[str], uid: int | None = None) -> list[str]:
+    """``command`` as PID 1 of a new PID namespace. With ``uid``, also with a
+    private /dev/shm (Squid's shared memory) and run as that UID in group 0."""
+    if uid is None:
+        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+    privileged_setup = "mount -t tmpfs -o mode=1777 tmpfs /dev/shm && exec \"$@\""
+    return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+            "sh", "-c", privileged_setup, "sh",
+            "setpriv", f"--reuid={uid}", "--regid=0", "--clear-groups", *command]
+
+
 class Init:
     """A running cephaloinit; stdout and stderr merged, read as lines with deadlines."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, pid_one: bool = True):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, pid_one: bool = True,
+                 uid: int | None = None):
         command = [sys.executable, "-m", "cephaloinit", *args]
         if pid_one:
-            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+            command = pid_one_command(command, uid)
         full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, **(env or {})}
         # coverage's subprocess patch finds its settings through COVERAGE_* variables
         full_env.update({k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")})
@@ -54,6 +71,9 @@ class Init:
             return self.process.pid
         with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as file:
             return int(file.read().split()[0])
+
+    def children(self) -> list[procfs.Stat]:
+        return procfs.children(self.pid)
 
     def _read_some(self, timeout: float) -> bool:
         if self._eof or not self._selector.select(timeout):
@@ -110,8 +130,8 @@ class Init:
 def start():
     started: list[Init] = []
 
-    def _start(args, env=None, pid_one=True) -> Init:
-        init = Init(args, env, pid_one)
+    def _start(args, env=None, pid_one=True, uid=None) -> Init:
+        init = Init(args, env, pid_one, uid)
         started.append(init)
         return init
 

@@ -1,0 +1,188 @@
+"""What is Squid-specific: its configuration as far as we need it, its command
+lines, the default configuration, and its client connections."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import shlex
+
+from .settings import Settings
+
+# Debian's compiled-in pid_filename, used when a config does not name one.
+DEFAULT_PID_FILE = "/run/squid.pid"
+MAX_INCLUDE_DEPTH = 16  # Squid's own limit
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheDir:
+    kind: str  # ufs, aufs, diskd, rock
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SquidConfig:
+    """The few facts of a squid.conf the supervisor acts on."""
+
+    path: str
+    ports: tuple[int, ...]
+    pid_file: str | None  # None: "pid_filename none"
+    cache_dirs: tuple[CacheDir, ...]
+    ssl_bump: bool
+    certificate_db: str | None  # the -s directory of sslcrtd_program
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def directives(path: str, depth: int = 0) -> list[list[str]]:
+    """Every directive of a squid.conf as a token list, includes followed.
+
+    Comments, blank lines and line continuations are handled as Squid does for
+    the directives we read; an include that matches nothing is Squid's error,
+    reported by `squid -k parse`, so it is skipped here.
+    """
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
+    with open(path, encoding="utf-8", errors="replace") as file:
+        text = file.read().replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError:
+            tokens = line.split()
+        if not tokens:
+            continue
+        if tokens[0] == "include":
+            for pattern in tokens[1:]:
+                for included in sorted(glob.glob(pattern)):
+                    found.extend(directives(included, depth + 1))
+            continue
+        found.append(tokens)
+    return found
+
+
+def _port(spec: str) -> int:
+    """The port of an http_port argument: 3128, 0.0.0.0:3128, [::1]:3128."""
+    return int(spec.rsplit(":", 1)[-1])
+
+
+def read_config(path: str) -> SquidConfig:
+    ports: list[int] = []
+    pid_file: str | None = DEFAULT_PID_FILE
+    cache_dirs: list[CacheDir] = []
+    ssl_bump = False
+    certificate_db = None
+    for tokens in directives(path):
+        name, args = tokens[0], tokens[1:]
+        if name in ("http_port", "https_port") and args:
+            try:
+                ports.append(_port(args[0]))
+            except ValueError:
+                pass  # squid -k parse names the problem
+            if "ssl-bump" in args:
+                ssl_bump = True
+        elif name == "ssl_bump":
+            ssl_bump = True
+        elif name == "pid_filename" and args:
+            pid_file = None if args[0] == "none" else args[0]
+        elif name == "cache_dir" and len(args) >= 2:
+            cache_dirs.append(CacheDir(args[0], args[1]))
+        elif name == "sslcrtd_program" and "-s" in args[:-1]:
+            certificate_db = args[args.index("-s") + 1]
+    return SquidConfig(path, tuple(ports), pid_file, tuple(cache_dirs), ssl_bump, certificate_db)
+
+
+def render_default_config(template: str, settings: Settings) -> str:
+    """The image's default config with the settings filled in."""
+    config_dir = os.path.dirname(settings.squid_config)
+    conf_d = f"{config_dir}/conf.d/*.conf"
+    include = f"include {conf_d}" if glob.glob(conf_d) else f"# no {conf_d} files"
+    values = {
+        "SQUID_PORT": str(settings.squid_port),
+        "CONF_D_INCLUDE": include,
+        "RUN_DIR": settings.run_dir,
+        "LOG_DIR": settings.log_dir,
+        "LIB_DIR": settings.lib_dir,
+        "SPOOL_DIR": settings.spool_dir,
+        "CACHE_DIR": settings.cache_dir,
+        "SHUTDOWN_LIFETIME": str(shutdown_lifetime(settings.shutdown_timeout)),
+    }
+    for name, value in values.items():
+        template = template.replace(f"@{name}@", value)
+    return template
+
+
+def shutdown_lifetime(shutdown_timeout: float) -> int:
+    """Squid's own grace period for clients: well inside our deadline, so Squid
+    closes its clients itself (and logs it) before anything is SIGKILLed."""
+    return max(1, int(shutdown_timeout * 0.8) - 1)
+
+
+# -- command lines -------------------------------------------------------------
+def parse_command(settings: Settings, config: str) -> list[str]:
+    return [settings.squid_binary, "-k", "parse", "-f", config]
+
+
+def run_command(settings: Settings, config: str) -> list[str]:
+    return [settings.squid_binary, "-N", "-f", config]
+
+
+def init_cache_command(settings: Settings, config: str) -> list[str]:
+    # -N: without it, squid -z forks a daemon that outlives the command.
+    return [settings.squid_binary, "-N", "-z", "-f", config]
+
+
+def certgen_init_command(settings: Settings, database: str) -> list[str]:
+    return [settings.squid_certgen, "-c", "-s", database, "-M", "4MB"]
+
+
+# -- client connections ----------------------------------------------------------
+TCP_ESTABLISHED = "01"
+
+
+def count_established(text: str, ports: tuple[int, ...]) -> int:
+    """Count established connections whose local port is one of ``ports`` in
+    the text of /proc/net/tcp or /proc/net/tcp6."""
+    count = 0
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == TCP_ESTABLISHED:
+            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                count += 1
+    return count
+
+
+def established_connections(ports: tuple[int, ...], proc: str = "/proc") -> int:
+    total = 0
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc}/net/{name}") as file:
+                total += count_established(file.read(), ports)
+        except FileNotFoundError:  # no IPv6 in this network namespace
+            pass
+    return total
+
+
+TCP_LISTEN = "0A"
+
+
+def listening(port: int, proc: str = "/proc") -> bool:
+    """Whether a socket in this network namespace listens on ``port``."""
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc}/net/{name}") as file:
+                for line in file.read().splitlines()[1:]:
+                    fields = line.split()
+                    if (len(fields) > 3 and fields[3] == TCP_LISTEN
+                            and int(fields[1].rsplit(":", 1)[1], 16) == port):
+                        return True
+        except FileNotFoundError:
+            pass
+    return False

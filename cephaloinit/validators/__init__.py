@@ -1,0 +1,67 @@
+"""The validators, run in order before anything starts; each fails fast with a
+``Fatal`` naming the input and what to do about it.
+
+Validators that need a helper program (squid -k parse, squid -z, certgen) get
+it run through ``run_helper``, which the supervisor provides: the helper is its
+child like any other, reaped by the one reaper, bounded by a deadline, and a
+stop signal during it is still honoured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+from ..errors import Fatal
+from ..logs import Logger
+from ..settings import Settings
+from ..squid import SquidConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class HelperResult:
+    exit_code: int
+    output: list[str]  # the helper's stdout and stderr lines, in arrival order
+
+
+RunHelper = Callable[[str, list[str], float], HelperResult]
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    settings: Settings
+    run_helper: RunHelper
+    log: Logger
+    uid: int = dataclasses.field(default_factory=os.getuid)
+    gid: int = dataclasses.field(default_factory=os.getgid)
+
+
+def validate_config(context: Context) -> SquidConfig:
+    """What a reload runs again: the config, its certificate, Squid's parse."""
+    from . import config, tls
+
+    path = config.locate(context)
+    tls.check(context, config.facts(path))
+    return config.parse(context, path)
+
+
+def validate(context: Context) -> SquidConfig:
+    """Every validator, in order. Returns the config Squid will run with.
+
+    Squid's own parse comes after the directories and the certificate merge,
+    not before: parsing an ssl-bump config loads the merged signing
+    certificate, and fails when it is not there yet.
+    """
+    from . import cache, config, directories, tls
+
+    path = config.locate(context)
+    facts = config.facts(path)
+    directories.check(context, facts)
+    tls.check(context, facts)
+    squid_config = config.parse(context, path)
+    cache.check(context, squid_config)
+    return squid_config
+
+
+__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "validate", "validate_config"]

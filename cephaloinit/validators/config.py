@@ -1,0 +1,82 @@
+"""The config validators: the file exists and is readable, and Squid accepts it."""
+
+from __future__ import annotations
+
+import os
+
+from .. import squid
+from ..errors import Fatal
+from . import Context
+
+PARSE_TIMEOUT = 30.0
+# Squid prints every directive it processes; only these lines explain a failure.
+PROBLEM_MARKERS = ("FATAL", "ERROR", "WARNING", "Bungled", "unrecognized", "Terminated")
+
+
+def config_path(context: Context) -> str:
+    """The mounted config if there is one, else the default rendered into the run
+    directory (a new file beside the old, so a reload can still reject it)."""
+    settings = context.settings
+    if os.path.lexists(settings.squid_config):
+        return settings.squid_config
+    try:
+        with open(settings.squid_default_config, encoding="utf-8") as file:
+            template = file.read()
+    except OSError as error:
+        raise Fatal(f"Cannot read the default Squid configuration {settings.squid_default_config}: "
+                    f"{error.strerror}; mount a squid.conf at {settings.squid_config}") from None
+    rendered = f"{settings.run_dir}/squid.conf"
+    try:
+        os.makedirs(settings.run_dir, exist_ok=True)
+        candidate = f"{rendered}.new"
+        with open(candidate, "w", encoding="utf-8") as file:
+            file.write(squid.render_default_config(template, settings))
+    except OSError as error:
+        raise Fatal(f"Cannot write {rendered}: {error.strerror}; the run directory "
+                    f"{settings.run_dir} must be writable by UID {context.uid} "
+                    f"(GID {context.gid}): make it group 0 and group-writable") from None
+    return candidate
+
+
+def promote(candidate: str) -> str:
+    """Make a validated rendered config the one in use."""
+    if candidate.endswith(".new"):
+        final = candidate[: -len(".new")]
+        os.replace(candidate, final)
+        return final
+    return candidate
+
+
+def problem_lines(output: list[str]) -> list[str]:
+    lines = [line for line in output if any(marker in line for marker in PROBLEM_MARKERS)]
+    return (lines or output)[-5:]
+
+
+def locate(context: Context) -> str:
+    """The config to validate, checked to be readable."""
+    path = config_path(context)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror}; "
+                    f"make it readable by UID {context.uid} (GID {context.gid})") from None
+    return path
+
+
+def facts(path: str) -> squid.SquidConfig:
+    """What the supervisor needs to know of the config, read by our own parser."""
+    try:
+        return squid.read_config(path)
+    except (OSError, squid.ConfigError) as error:
+        raise Fatal(f"Cannot read Squid configuration {path}: {error}") from None
+
+
+def parse(context: Context, path: str) -> squid.SquidConfig:
+    """Squid's own verdict on the config; a rendered default is then put in place."""
+    result = context.run_helper("squid -k parse", squid.parse_command(context.settings, path),
+                                PARSE_TIMEOUT)
+    if result.exit_code != 0:
+        details = " | ".join(problem_lines(result.output)) or f"exit code {result.exit_code}"
+        raise Fatal(f"Squid configuration {path} is invalid: {details}")
+    return facts(promote(path))

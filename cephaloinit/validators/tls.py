@@ -1,0 +1,83 @@
+"""Validator 4: for ssl-bump, the CA certificate and key are present, valid and
+matching, merged into the file Squid reads, and the certificate database exists.
+
+The private key is read only by the ssl module and copied; no message here
+ever contains its content, only its path.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from .. import squid
+from ..errors import Fatal
+from . import Context
+
+CERTGEN_TIMEOUT = 30.0
+MERGED_NAME = "squid-ca.pem"
+
+
+def _read_pem(path: str, label: str, markers: tuple[bytes, ...], context: Context) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise Fatal(f"ssl-bump is configured but the {label} {path} is missing; mount it "
+                    f"(TLS_DIR={context.settings.tls_dir})") from None
+    except OSError as error:
+        raise Fatal(f"Cannot read the {label} {path}: {error.strerror}; make it readable "
+                    f"by UID {context.uid} (GID {context.gid})") from None
+    if not any(marker in data for marker in markers):
+        raise Fatal(f"The {label} {path} is not in PEM format (no {markers[0].decode()} block)")
+    return data
+
+
+def merge(lib_dir: str, certificate: bytes, key: bytes) -> str:
+    """Write certificate + key to lib_dir/squid-ca.pem, mode 0600, atomically."""
+    final = os.path.join(lib_dir, MERGED_NAME)
+    temporary = f"{final}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(certificate.rstrip(b"\n") + b"\n" + key.rstrip(b"\n") + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        os.replace(temporary, final)
+    except OSError as error:
+        raise Fatal(f"Cannot write {final}: {error.strerror}; {lib_dir} needs free space "
+                    f"and must be writable") from None
+    return final
+
+
+def check(context: Context, config: squid.SquidConfig) -> str | None:
+    if not config.ssl_bump:
+        return None
+    settings = context.settings
+    cert_path = os.path.join(settings.tls_dir, "tls.crt")
+    key_path = os.path.join(settings.tls_dir, "tls.key")
+    certificate = _read_pem(cert_path, "CA certificate", (b"-----BEGIN CERTIFICATE-----",), context)
+    key = _read_pem(key_path, "CA private key",
+                    (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY-----",
+                     b"-----BEGIN EC PRIVATE KEY-----", b"-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+                    context)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path, password=b"")
+    except ssl.SSLError as error:
+        reason = "they do not match" if "KEY_VALUES_MISMATCH" in str(error) else error.reason
+        raise Fatal(f"The CA certificate {cert_path} and private key {key_path} cannot be "
+                    f"used together: {reason}; mount a matching, unencrypted pair") from None
+    merged = merge(settings.lib_dir, certificate, key)
+    database = config.certificate_db or os.path.join(settings.lib_dir, "ssl_db")
+    if not os.path.exists(database):
+        result = context.run_helper(
+            "certificate database", squid.certgen_init_command(settings, database), CERTGEN_TIMEOUT)
+        if result.exit_code != 0:
+            details = " | ".join(result.output[-3:]) or f"exit code {result.exit_code}"
+            raise Fatal(f"Cannot initialise the certificate database {database}: {details}")
+        context.log.info(f"Initialised the certificate database {database}")
+    return merged

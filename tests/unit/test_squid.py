@@ -1,0 +1,126 @@
+import os
+import re
+
+import pytest
+
+from cephaloinit import squid
+from cephaloinit.settings import Settings
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_facts_of_a_plain_config(tmp_path):
+    config = squid.read_config(write(tmp_path / "squid.conf", """\
+# http_port 9999 is a comment
+http_port 3129
+http_port 127.0.0.1:3130 name=second
+http_port [::1]:3131
+pid_filename /run/x/squid.pid
+cache_dir ufs /cache/one 100 16 256
+cache_dir rock /cache/two 100
+"""))
+    assert config.ports == (3129, 3130, 3131)
+    assert config.pid_file == "/run/x/squid.pid"
+    assert config.cache_dirs == (squid.CacheDir("ufs", "/cache/one"), squid.CacheDir("rock", "/cache/two"))
+    assert config.ssl_bump is False
+    assert config.certificate_db is None
+
+
+def test_defaults_when_the_config_says_nothing(tmp_path):
+    config = squid.read_config(write(tmp_path / "squid.conf", "http_access deny all\n"))
+    assert config.ports == ()
+    assert config.pid_file == squid.DEFAULT_PID_FILE
+    assert config.cache_dirs == ()
+
+
+def test_pid_filename_none(tmp_path):
+    assert squid.read_config(write(tmp_path / "c", "pid_filename none\n")).pid_file is None
+
+
+def test_ssl_bump_is_detected_from_directives_not_comments(tmp_path):
+    commented = squid.read_config(write(tmp_path / "a", "# ssl_bump bump all\nhttp_port 3128\n"))
+    assert commented.ssl_bump is False
+    bumped = squid.read_config(write(tmp_path / "b", """\
+http_port 3128 ssl-bump tls-cert=/x.pem
+sslcrtd_program /usr/lib/squid/security_file_certgen -s /var/lib/squid/db -M 4MB
+"""))
+    assert bumped.ssl_bump is True
+    assert bumped.certificate_db == "/var/lib/squid/db"
+
+
+def test_includes_are_followed_and_continuations_joined(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    write(tmp_path / "conf.d" / "10-bump.conf", "ssl_bump bump all\n")
+    write(tmp_path / "conf.d" / "20-port.conf", "http_port \\\n 4000\n")
+    config = squid.read_config(write(tmp_path / "squid.conf",
+                                     f"http_port 3128\ninclude {tmp_path}/conf.d/*.conf\n"))
+    assert config.ports == (3128, 4000)
+    assert config.ssl_bump is True
+
+
+def test_include_loops_are_bounded(tmp_path):
+    path = tmp_path / "loop.conf"
+    write(path, f"include {path}\n")
+    with pytest.raises(squid.ConfigError, match="nested more than"):
+        squid.read_config(str(path))
+
+
+def test_the_default_config_renders_every_placeholder(tmp_path):
+    with open(f"{REPO}/container/squid.conf.default") as file:
+        template = file.read()
+    settings = Settings(squid_port=4128, squid_config=f"{tmp_path}/squid.conf",
+                        run_dir="/r", spool_dir="/s", shutdown_timeout=30)
+    text = squid.render_default_config(template, settings)
+    assert re.search(r"@[A-Z_]+@", text) is None
+    assert "http_port 4128" in text
+    assert "pid_filename /r/squid.pid" in text
+    assert "shutdown_lifetime 23 seconds" in text
+    assert f"# no {tmp_path}/conf.d/*.conf files" in text
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "blocklist.conf").write_text("acl blocked dstdomain .x\n")
+    text = squid.render_default_config(template, settings)
+    assert f"\ninclude {tmp_path}/conf.d/*.conf\n" in text
+
+
+@pytest.mark.parametrize("timeout, lifetime", [(30, 23), (10, 7), (2, 1), (0.5, 1)])
+def test_squids_grace_stays_inside_our_deadline(timeout, lifetime):
+    assert squid.shutdown_lifetime(timeout) == lifetime
+    assert lifetime < timeout or timeout < 2
+
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0C38 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1
+   1: 0100007F:0C38 0100007F:A1B2 01 00000000:00000000 00:00000000 00000000  1000        0 2 1
+   2: 0100007F:A1B2 0100007F:0C38 01 00000000:00000000 00:00000000 00000000     0        0 3 1
+   3: 0100007F:0C38 0100007F:A1B3 06 00000000:00000000 00:00000000 00000000     0        0 4 1
+   4: 0100007F:1F90 0100007F:A1B4 01 00000000:00000000 00:00000000 00000000     0        0 5 1
+"""
+
+
+def test_established_connections_count_only_the_proxy_side():
+    # 0x0C38 = 3128: row 1 is Squid's side; row 2 is the client's side (remote
+    # port 3128), row 3 is TIME_WAIT, row 4 another port.
+    assert squid.count_established(TCP, (3128,)) == 1
+    assert squid.count_established(TCP, (3128, 8080)) == 2
+    assert squid.count_established(TCP, (9999,)) == 0
+
+
+def test_listening_reads_proc_net(tmp_path):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(TCP)
+    assert squid.listening(3128, str(tmp_path))
+    assert not squid.listening(8080, str(tmp_path))  # established only, not LISTEN
+
+
+def test_command_lines():
+    settings = Settings(squid_binary="/sq", squid_certgen="/cg")
+    assert squid.run_command(settings, "/c") == ["/sq", "-N", "-f", "/c"]
+    assert squid.parse_command(settings, "/c") == ["/sq", "-k", "parse", "-f", "/c"]
+    assert squid.init_cache_command(settings, "/c") == ["/sq", "-N", "-z", "-f", "/c"]
+    assert squid.certgen_init_command(settings, "/db") == ["/cg", "-c", "-s", "/db", "-M", "4MB"]

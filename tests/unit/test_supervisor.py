@@ -1,0 +1,60 @@
+import os
+
+import pytest
+
+from cephaloinit import statefile
+from cephaloinit.logs import Logger
+from cephaloinit.settings import Settings
+from cephaloinit.supervisor import TRANSITIONS, State, Supervisor
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def supervisor(tmp_path):
+    read_end, write_end = os.pipe2(os.O_NONBLOCK)
+    made = Supervisor(read_end, Settings(run_dir=str(tmp_path)), Logger("ERROR"))
+    yield made
+    made.loop.close()
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_every_start_up_state_can_stop_and_fail():
+    for state in (State.INITIALIZING, State.VALIDATING, State.STARTING_HEALTH,
+                  State.STARTING_SQUID, State.RUNNING):
+        assert {State.SHUTTING_DOWN, State.ERROR} <= TRANSITIONS[state]
+
+
+def test_every_state_ends_in_exited_and_exited_is_final():
+    for state in State:
+        if state is not State.EXITED:
+            seen, frontier = set(), {state}
+            while frontier:
+                current = frontier.pop()
+                seen.add(current)
+                frontier |= TRANSITIONS[current] - seen
+            assert State.EXITED in seen
+    assert TRANSITIONS[State.EXITED] == frozenset()
+
+
+def test_the_audited_document_names_every_state():
+    with open(f"{REPO}/docs/state-machine.md") as file:
+        document = file.read()
+    for state in State:
+        assert f"| {state.value} |" in document
+
+
+def test_a_transition_outside_the_table_is_refused(supervisor):
+    with pytest.raises(AssertionError, match="no transition INITIALIZING -> RUNNING"):
+        supervisor.enter(State.RUNNING)
+
+
+def test_each_transition_is_published_for_the_health_server(supervisor, tmp_path):
+    supervisor.enter(State.VALIDATING)
+    published = statefile.read(f"{tmp_path}/cephaloinit.state")
+    assert published["state"] == "VALIDATING"
+    assert published["ready"] is False
+    assert published["supervisor_pid"] == os.getpid()
+    assert published["squid_pid"] is None
+    assert set(published) >= {"health_restarts", "started_at", "squid_port", "config", "version"}

@@ -1,0 +1,199 @@
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cephaloinit import squid, validators
+from cephaloinit.errors import Fatal
+from cephaloinit.logs import Logger
+from cephaloinit.settings import Settings
+from cephaloinit.validators import HelperResult, cache, config, directories, tls
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Helpers:
+    """A stand-in for the supervisor's run_helper that records the calls."""
+
+    def __init__(self, exit_code=0, output=()):
+        self.calls = []
+        self.result = HelperResult(exit_code, list(output))
+
+    def __call__(self, name, argv, timeout):
+        self.calls.append((name, argv))
+        return self.result
+
+
+def context(tmp_path, helpers=None, **overrides):
+    paths = {name: str(tmp_path / name) for name in ("run_dir", "log_dir", "lib_dir", "spool_dir",
+                                                     "cache_dir", "tls_dir")}
+    fields = {"squid_config": str(tmp_path / "etc" / "squid.conf"),
+              "squid_default_config": f"{REPO}/container/squid.conf.default", **paths}
+    settings = Settings(**{**fields, **overrides})
+    return validators.Context(settings, helpers or Helpers(), Logger("ERROR"), uid=4321, gid=0)
+
+
+def facts(tmp_path, **fields):
+    defaults = dict(path=str(tmp_path / "squid.conf"), ports=(3128,), pid_file=None,
+                    cache_dirs=(), ssl_bump=False, certificate_db=None)
+    return squid.SquidConfig(**{**defaults, **fields})
+
+
+# -- config ------------------------------------------------------------------------
+def test_without_a_mounted_config_the_default_is_rendered_beside_the_old(tmp_path):
+    ctx = context(tmp_path)
+    path = config.locate(ctx)
+    assert path == f"{tmp_path}/run_dir/squid.conf.new"
+    parsed = config.parse(ctx, path)
+    assert parsed.path == f"{tmp_path}/run_dir/squid.conf"
+    assert os.path.exists(parsed.path) and not os.path.exists(path)
+    assert ctx.run_helper.calls[0][1][-4:] == ["-k", "parse", "-f", path]
+
+
+def test_a_mounted_config_is_used_in_place(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "squid.conf").write_text("http_port 3999\n")
+    ctx = context(tmp_path)
+    path = config.locate(ctx)
+    assert path == f"{tmp_path}/etc/squid.conf"
+    assert config.parse(ctx, path).ports == (3999,)
+
+
+def test_a_missing_default_template_names_it_and_the_fix(tmp_path):
+    ctx = context(tmp_path, squid_default_config=str(tmp_path / "nope.conf"))
+    with pytest.raises(Fatal, match=f"Cannot read the default Squid configuration {tmp_path}/nope.conf: "
+                                    "No such file or directory; mount a squid.conf at"):
+        config.locate(ctx)
+
+
+def test_an_unreadable_config_names_the_path(tmp_path):
+    (tmp_path / "etc").mkdir()
+    os.symlink(tmp_path / "missing-target", tmp_path / "etc" / "squid.conf")
+    with pytest.raises(Fatal, match=r"Cannot read Squid configuration .*/etc/squid.conf: No such file"):
+        config.locate(context(tmp_path))
+
+
+def test_a_rejected_config_quotes_squids_problem_lines_only(tmp_path):
+    output = ["2026/11/27| Processing: http_port 3128", "2026/11/27| Processing: acl x src all",
+              "2026/11/27| FATAL: Bungled squid.conf line 3: bogus", "2026/11/27| Squid Cache: Terminated abnormally."]
+    ctx = context(tmp_path, Helpers(1, output))
+    with pytest.raises(Fatal) as raised:
+        config.parse(ctx, config.locate(ctx))
+    message = str(raised.value)
+    assert "is invalid: 2026/11/27| FATAL: Bungled squid.conf line 3: bogus | " in message
+    assert "Processing" not in message
+
+
+def test_problem_lines_fall_back_to_the_last_lines():
+    assert config.problem_lines(["a", "b", "c", "d", "e", "f"]) == ["b", "c", "d", "e", "f"]
+
+
+# -- directories ---------------------------------------------------------------------
+def test_directories_are_created_and_a_stale_pid_file_removed(tmp_path):
+    pid_file = tmp_path / "pids" / "squid.pid"
+    pid_file.parent.mkdir()
+    pid_file.write_text("12\n")
+    ctx = context(tmp_path)
+    directories.check(ctx, facts(tmp_path, pid_file=str(pid_file),
+                                 cache_dirs=(squid.CacheDir("ufs", str(tmp_path / "c1")),)))
+    for name in ("run_dir", "log_dir", "lib_dir", "spool_dir", "cache_dir", "c1"):
+        assert (tmp_path / name).is_dir()
+    assert not pid_file.exists()
+
+
+def test_a_directory_that_cannot_be_created_names_path_uid_and_fix(tmp_path):
+    (tmp_path / "lib_dir").write_text("a file, not a directory")
+    with pytest.raises(Fatal) as raised:
+        directories.check(context(tmp_path), facts(tmp_path))
+    assert str(raised.value).startswith(f"Cannot create directory {tmp_path}/lib_dir as UID 4321 (GID 0): ")
+    assert "group 0 and group-writable" in str(raised.value)
+
+
+# -- tls -------------------------------------------------------------------------------
+needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+
+
+def make_pair(directory, name="tls"):
+    directory.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", "/CN=test", "-keyout", f"{directory}/{name}.key",
+                    "-out", f"{directory}/{name}.crt"], check=True, capture_output=True)
+
+
+def test_without_ssl_bump_no_certificate_is_needed(tmp_path):
+    assert tls.check(context(tmp_path), facts(tmp_path)) is None
+
+
+def test_a_missing_certificate_names_the_path(tmp_path):
+    with pytest.raises(Fatal, match=f"the CA certificate {tmp_path}/tls_dir/tls.crt is missing"):
+        tls.check(context(tmp_path), facts(tmp_path, ssl_bump=True))
+
+
+@needs_openssl
+def test_a_certificate_that_is_not_pem_is_refused(tmp_path):
+    make_pair(tmp_path / "tls_dir")
+    (tmp_path / "tls_dir" / "tls.crt").write_bytes(b"\x30\x82binary DER")
+    with pytest.raises(Fatal, match="is not in PEM format"):
+        tls.check(context(tmp_path), facts(tmp_path, ssl_bump=True))
+
+
+@needs_openssl
+def test_a_valid_pair_is_merged_0600_and_the_database_initialised(tmp_path):
+    make_pair(tmp_path / "tls_dir")
+    (tmp_path / "lib_dir").mkdir()
+    helpers = Helpers()
+    merged = tls.check(context(tmp_path, helpers), facts(tmp_path, ssl_bump=True))
+    assert merged == f"{tmp_path}/lib_dir/squid-ca.pem"
+    assert os.stat(merged).st_mode & 0o777 == 0o600
+    content = open(merged, "rb").read()
+    assert content.startswith(b"-----BEGIN CERTIFICATE-----") and b"PRIVATE KEY-----" in content
+    assert helpers.calls[0][1][-4:] == ["-s", f"{tmp_path}/lib_dir/ssl_db", "-M", "4MB"]
+    assert os.listdir(tmp_path / "lib_dir") == ["squid-ca.pem"]  # no temporary left behind
+
+
+@needs_openssl
+def test_a_mismatched_key_is_refused_without_its_content(tmp_path):
+    make_pair(tmp_path / "tls_dir")
+    make_pair(tmp_path / "tls_dir", "other")
+    os.replace(tmp_path / "tls_dir" / "other.key", tmp_path / "tls_dir" / "tls.key")
+    key = (tmp_path / "tls_dir" / "tls.key").read_text()
+    with pytest.raises(Fatal) as raised:
+        tls.check(context(tmp_path), facts(tmp_path, ssl_bump=True))
+    assert "cannot be used together: they do not match" in str(raised.value)
+    body = "".join(line for line in key.splitlines() if "-----" not in line)
+    assert body[:20] not in str(raised.value)
+
+
+@needs_openssl
+def test_a_failing_certgen_is_reported(tmp_path):
+    make_pair(tmp_path / "tls_dir")
+    (tmp_path / "lib_dir").mkdir()
+    with pytest.raises(Fatal, match="Cannot initialise the certificate database .*: boom"):
+        tls.check(context(tmp_path, Helpers(1, ["boom"])), facts(tmp_path, ssl_bump=True))
+
+
+def test_merge_failure_leaves_no_temporary_and_names_the_file(tmp_path):
+    with pytest.raises(Fatal, match=f"Cannot write {tmp_path}/absent/squid-ca.pem"):
+        tls.merge(str(tmp_path / "absent"), b"cert", b"key")
+
+
+# -- cache ------------------------------------------------------------------------------
+def test_cache_dirs_are_initialised_only_when_missing(tmp_path):
+    ufs = squid.CacheDir("ufs", str(tmp_path / "ufs"))
+    rock = squid.CacheDir("rock", str(tmp_path / "rock"))
+    helpers = Helpers()
+    cache.check(context(tmp_path, helpers), facts(tmp_path, cache_dirs=(ufs, rock)))
+    assert [name for name, _ in helpers.calls] == ["squid -z"]
+    (tmp_path / "ufs" / "00").mkdir(parents=True)
+    (tmp_path / "rock").mkdir()
+    (tmp_path / "rock" / "rock").write_text("")
+    helpers.calls.clear()
+    cache.check(context(tmp_path, helpers), facts(tmp_path, cache_dirs=(ufs, rock)))
+    assert helpers.calls == []
+
+
+def test_a_failing_squid_z_is_reported(tmp_path):
+    ufs = squid.CacheDir("ufs", str(tmp_path / "ufs"))
+    with pytest.raises(Fatal, match="Cannot initialise the cache directories .*: no space"):
+        cache.check(context(tmp_path, Helpers(1, ["no space"])), facts(tmp_path, cache_dirs=(ufs,)))
