@@ -17,6 +17,10 @@ from typing import Callable
 from . import signals
 
 
+def _nothing() -> None:
+    pass
+
+
 class Timer:
     """A callback due at a monotonic time; ``cancel`` makes it a no-op."""
 
@@ -29,6 +33,9 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # The entry stays in the heap until it is due: let go of whatever the
+        # callback refers to now, not then.
+        self.callback = _nothing
 
 
 class Loop:
@@ -48,6 +55,18 @@ class Loop:
 
     def remove_reader(self, fd: int) -> None:
         self.selector.unregister(fd)
+
+    def watch(self, fd: int, events: int, callback: Callable[[], None] | None = None) -> None:
+        """Watch ``fd`` for ``events`` (selectors.EVENT_READ, EVENT_WRITE or
+        both), replacing what it was watched for; ``events`` 0 stops watching."""
+        registered = fd in self.selector.get_map()
+        if events == 0:
+            if registered:
+                self.selector.unregister(fd)
+        elif registered:
+            self.selector.modify(fd, events, callback)
+        else:
+            self.selector.register(fd, events, callback)
 
     # -- timers -----------------------------------------------------------
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:

@@ -98,3 +98,32 @@ def descendants(pid: int, proc: str = PROC) -> list[int]:
         found.append(current)
         pending.extend(by_parent.get(current, []))
     return found
+
+
+def parse_net_tcp(text: str) -> list[tuple[int, str]]:
+    """(local port, state) of each socket in /proc/net/tcp or tcp6 text.
+    States are the kernel's hex codes: 01 established, 0A listen."""
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split(None, 4)
+        if len(fields) < 4:
+            continue
+        _, _, port = fields[1].rpartition(":")
+        try:
+            sockets.append((int(port, 16), fields[3]))
+        except ValueError:
+            continue
+    return sockets
+
+
+def tcp_sockets(proc: str = PROC) -> list[tuple[int, str]] | None:
+    """Every TCP socket of this network namespace, IPv4 and IPv6; None when
+    neither table can be read."""
+    sockets: list[tuple[int, str]] = []
+    found = False
+    for name in ("tcp", "tcp6"):
+        text = _read(f"{proc}/net/{name}")
+        if text is not None:
+            found = True
+            sockets.extend(parse_net_tcp(text))
+    return sockets if found else None

@@ -8,6 +8,7 @@ import glob
 import os
 import shlex
 
+from . import procfs
 from .settings import Settings
 
 # Debian's compiled-in pid_filename, used when a config does not name one.
@@ -145,44 +146,23 @@ def certgen_init_command(settings: Settings, database: str) -> list[str]:
 
 # -- client connections ----------------------------------------------------------
 TCP_ESTABLISHED = "01"
-
-
-def count_established(text: str, ports: tuple[int, ...]) -> int:
-    """Count established connections whose local port is one of ``ports`` in
-    the text of /proc/net/tcp or /proc/net/tcp6."""
-    count = 0
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == TCP_ESTABLISHED:
-            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-                count += 1
-    return count
-
-
-def established_connections(ports: tuple[int, ...], proc: str = "/proc") -> int:
-    total = 0
-    for name in ("tcp", "tcp6"):
-        try:
-            with open(f"{proc}/net/{name}") as file:
-                total += count_established(file.read(), ports)
-        except FileNotFoundError:  # no IPv6 in this network namespace
-            pass
-    return total
-
-
 TCP_LISTEN = "0A"
 
 
-def listening(port: int, proc: str = "/proc") -> bool:
-    """Whether a socket in this network namespace listens on ``port``."""
-    for name in ("tcp", "tcp6"):
-        try:
-            with open(f"{proc}/net/{name}") as file:
-                for line in file.read().splitlines()[1:]:
-                    fields = line.split()
-                    if (len(fields) > 3 and fields[3] == TCP_LISTEN
-                            and int(fields[1].rsplit(":", 1)[1], 16) == port):
-                        return True
-        except FileNotFoundError:
-            pass
-    return False
+def established_connections(ports: tuple[int, ...], proc: str = procfs.PROC) -> int:
+    """Squid's client connections: established sockets whose local port is one
+    of Squid's (a client in the same namespace has Squid's port as its remote
+    port, so it is not counted). 0 when /proc/net cannot be read."""
+    return count_established(procfs.tcp_sockets(proc) or [], ports)
+
+
+def count_established(sockets: list[tuple[int, str]], ports: tuple[int, ...]) -> int:
+    return sum(1 for port, state in sockets if state == TCP_ESTABLISHED and port in ports)
+
+
+def listening(port: int, proc: str = procfs.PROC) -> bool:
+    """Whether a socket in this network namespace listens on ``port``.
+
+    Read from /proc rather than by connecting: Squid logs every connection
+    that closes before sending a request as an error in its access log."""
+    return (port, TCP_LISTEN) in (procfs.tcp_sockets(proc) or [])

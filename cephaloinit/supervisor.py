@@ -376,10 +376,7 @@ class Supervisor:
         return self.config.ports[0] if self.config and self.config.ports else self.settings.squid_port
 
     def squid_accepting(self) -> bool:
-        """Ready: the pid file is written and the port is in LISTEN state.
-
-        Read from /proc rather than by connecting: Squid logs every connection
-        that closes before a request as an error in its access log."""
+        """Ready: the pid file is written and the port is in LISTEN state."""
         if self.config.pid_file and not os.path.exists(self.config.pid_file):
             return False
         return squid.listening(self.squid_port)

@@ -25,9 +25,7 @@ def _pid_namespaces_usable() -> bool:
     return probe.returncode == 0
 
 
-if not _pid_namespaces_usable():
-    pytest.skip("system tests need root and unshare(1) for PID namespaces",
-                allow_module_level=True)
+PID_NAMESPACES = _pid_namespaces_usable()
 
 
 UNPRIVILEGED_UID = 1234567  # an arbitrary UID in group 0, as OpenShift assigns
@@ -120,6 +118,13 @@ class Init:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            # Kill PID 1 itself: that ends its namespace. unshare's --kill-child
+            # alone is not enough, since setpriv's UID change clears the
+            # parent-death signal.
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                pass
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
         self._selector.close()
@@ -128,6 +133,8 @@ class Init:
 
 @pytest.fixture
 def start():
+    if not PID_NAMESPACES:
+        pytest.skip("needs root and unshare(1) for PID namespaces")
     started: list[Init] = []
 
     def _start(args, env=None, pid_one=True, uid=None) -> Init:

@@ -126,3 +126,28 @@ def test_real_signals_arrive_through_the_wakeup_pipe():
         assert set(received) == {signal.SIGUSR1, signal.SIGHUP}
     finally:
         signals.uninstall()
+
+
+def test_watch_registers_changes_and_stops_watching(pipe):
+    import selectors
+    loop = Loop(pipe[0], lambda s: None)
+    read_end, write_end = os.pipe()
+    calls = []
+    loop.watch(write_end, selectors.EVENT_WRITE, lambda: calls.append("writable"))
+    loop.run_once()
+    assert calls == ["writable"]
+    loop.watch(write_end, selectors.EVENT_READ, lambda: calls.append("readable"))
+    assert loop.selector.get_key(write_end).events == selectors.EVENT_READ
+    loop.watch(write_end, 0)
+    loop.watch(write_end, 0)  # already unwatched: no error
+    assert write_end not in loop.selector.get_map()
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_a_cancelled_timer_lets_go_of_its_callback(pipe):
+    loop = Loop(pipe[0], lambda s: None)
+    timer = loop.call_later(60, lambda: None)
+    callback = timer.callback
+    timer.cancel()
+    assert timer.callback is not callback

@@ -103,19 +103,38 @@ TCP = """\
 """
 
 
-def test_established_connections_count_only_the_proxy_side():
+def fake_net(tmp_path, tcp=TCP, tcp6=None):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(tcp)
+    if tcp6 is not None:
+        (tmp_path / "net" / "tcp6").write_text(tcp6)
+    return str(tmp_path)
+
+
+TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000001000000:0C38 00000000000000000000000001000000:B000 01 00000000:00000000
+"""
+
+
+def test_established_connections_count_only_the_proxy_side(tmp_path):
     # 0x0C38 = 3128: row 1 is Squid's side; row 2 is the client's side (remote
-    # port 3128), row 3 is TIME_WAIT, row 4 another port.
-    assert squid.count_established(TCP, (3128,)) == 1
-    assert squid.count_established(TCP, (3128, 8080)) == 2
-    assert squid.count_established(TCP, (9999,)) == 0
+    # port 3128), row 3 is TIME_WAIT, row 4 another port; tcp6 adds one.
+    proc = fake_net(tmp_path, tcp6=TCP6)
+    assert squid.established_connections((3128,), proc) == 2
+    assert squid.established_connections((3128, 8080), proc) == 3
+    assert squid.established_connections((9999,), proc) == 0
+
+
+def test_without_proc_net_there_are_no_connections_and_no_listener(tmp_path):
+    assert squid.established_connections((3128,), str(tmp_path)) == 0
+    assert not squid.listening(3128, str(tmp_path))
 
 
 def test_listening_reads_proc_net(tmp_path):
-    (tmp_path / "net").mkdir()
-    (tmp_path / "net" / "tcp").write_text(TCP)
-    assert squid.listening(3128, str(tmp_path))
-    assert not squid.listening(8080, str(tmp_path))  # established only, not LISTEN
+    proc = fake_net(tmp_path)
+    assert squid.listening(3128, proc)
+    assert not squid.listening(8080, proc)  # established only, not LISTEN
 
 
 def test_command_lines():

@@ -1,0 +1,194 @@
+"""/metrics: the Prometheus text exposition format, version 0.0.4.
+
+Three sources: the supervisor's published state, Squid's cache manager
+(``/squid-internal-mgr/counters``, fetched by the server without blocking), and
+/proc/net/tcp{,6} for Squid's established client connections. Names follow
+Prometheus conventions: a ``cephaloproxy_`` prefix, base units (Squid counts
+KiB; we export bytes), ``_total`` on counters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from .. import procfs, squid
+from .checks import STATES, valid_port
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Squid counter key -> (metric name, help, multiplier to base units)
+SQUID_COUNTERS: dict[str, tuple[str, str, int]] = {
+    "client_http.requests": ("cephaloproxy_squid_client_http_requests_total",
+                             "HTTP requests received from clients.", 1),
+    "client_http.hits": ("cephaloproxy_squid_client_http_hits_total",
+                         "Client HTTP requests answered from the cache.", 1),
+    "client_http.errors": ("cephaloproxy_squid_client_http_errors_total",
+                           "Client HTTP requests that ended in an error.", 1),
+    "client_http.kbytes_in": ("cephaloproxy_squid_client_http_received_bytes_total",
+                              "Bytes received from clients (Squid counts whole KiB).", 1024),
+    "client_http.kbytes_out": ("cephaloproxy_squid_client_http_sent_bytes_total",
+                               "Bytes sent to clients (Squid counts whole KiB).", 1024),
+    "client_http.hit_kbytes_out": ("cephaloproxy_squid_client_http_hit_sent_bytes_total",
+                                   "Bytes sent to clients from the cache (whole KiB).", 1024),
+    "server.all.requests": ("cephaloproxy_squid_server_requests_total",
+                            "Requests Squid sent to origin servers and peers.", 1),
+    "server.all.errors": ("cephaloproxy_squid_server_errors_total",
+                          "Requests to origin servers and peers that failed.", 1),
+    "server.all.kbytes_in": ("cephaloproxy_squid_server_received_bytes_total",
+                             "Bytes received from origin servers and peers (whole KiB).", 1024),
+    "server.all.kbytes_out": ("cephaloproxy_squid_server_sent_bytes_total",
+                              "Bytes sent to origin servers and peers (whole KiB).", 1024),
+    "aborted_requests": ("cephaloproxy_squid_aborted_requests_total",
+                         "Requests aborted before completion.", 1),
+    "cpu_time": ("cephaloproxy_squid_cpu_seconds_total",
+                 "CPU time used by Squid, in seconds.", 1),
+}
+
+
+
+@dataclasses.dataclass
+class Family:
+    name: str
+    type: str  # counter | gauge
+    help: str
+    samples: list[tuple[dict[str, str], float]] = dataclasses.field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> "Family":
+        self.samples.append((labels, value))
+        return self
+
+
+def format_value(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(families: list[Family]) -> str:
+    """The exposition text: HELP and TYPE before each family's samples, one
+    family per name, a newline after the last line."""
+    out: list[str] = []
+    for family in families:
+        out.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        out.append(f"# TYPE {family.name} {family.type}")
+        for labels, value in family.samples:
+            if labels:
+                text = ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
+                out.append(f"{family.name}{{{text}}} {format_value(value)}")
+            else:
+                out.append(f"{family.name} {format_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def parse_counters(text: str) -> dict[str, float]:
+    """Squid's ``counters`` page: ``key = value`` lines, value first token numeric.
+
+    ``sample_time = 1795784382.900985 (Fri, 27 Nov ...)`` keeps its number;
+    anything that is not a number is skipped, as is a line without " = ".
+    """
+    counters: dict[str, float] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        key = key.strip()
+        if not sep or not key or " " in key:
+            continue
+        first = value.split(None, 1)[0] if value.strip() else ""
+        try:
+            number = float(first)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            counters[key] = number
+    return counters
+
+
+def squid_client_connections(port: int, proc: str = procfs.PROC) -> int | None:
+    """Clients connected to Squid now, from our network namespace's socket
+    tables (the health server shares Squid's); None when /proc cannot be read."""
+    sockets = procfs.tcp_sockets(proc)
+    return None if sockets is None else squid.count_established(sockets, (port,))
+
+
+@dataclasses.dataclass(frozen=True)
+class SquidSample:
+    """What one visit to the cache manager found (shared by concurrent scrapes)."""
+    counters: dict[str, float] | None  # None: the cache manager was not reached
+    error: str
+    connections: int | None
+
+
+def families(state: dict | None, now: float, squid_up: bool, sample: SquidSample | None,
+             health: dict[str, float]) -> list[Family]:
+    """Every metric family, in a stable order."""
+    current = state.get("state") if state else None
+    out = [
+        Family("cephaloproxy_state", "gauge",
+               "Supervisor state: 1 for the current state, 0 for the others."),
+    ]
+    for name in STATES:
+        out[0].add(1 if name == current else 0, state=name)
+    version = state.get("version") if state else None
+    squid_version = state.get("squid_version") if state else None
+    out.append(Family("cephaloproxy_build_info", "gauge",
+                      "Versions of cephaloinit and Squid; the value is always 1.")
+               .add(1, version=str(version or ""), squid_version=str(squid_version or "")))
+    out.append(Family("cephaloproxy_ready", "gauge",
+                      "1 while the supervisor reports RUNNING and ready (not reloading or draining).")
+               .add(1 if current == "RUNNING" and state.get("ready") is True else 0))
+    started = state.get("started_at") if state else None
+    if isinstance(started, (int, float)) and not isinstance(started, bool):
+        out.append(Family("cephaloproxy_start_time_seconds", "gauge",
+                          "Start time of the supervisor, seconds since the Unix epoch.")
+                   .add(float(started)))
+        out.append(Family("cephaloproxy_uptime_seconds", "gauge",
+                          "Seconds since the supervisor started.")
+                   .add(round(max(0.0, now - started), 3)))
+    restarts = state.get("health_restarts") if state else None
+    if isinstance(restarts, int) and not isinstance(restarts, bool):
+        out.append(Family("cephaloproxy_health_restarts_total", "counter",
+                          "Times the supervisor restarted the health server.").add(restarts))
+    out.append(Family("cephaloproxy_health_requests_total", "counter",
+                      "Requests answered by this health server process, by status code."))
+    for code, count in sorted(health.get("requests", {}).items()):
+        out[-1].add(count, code=str(code))
+    out.append(Family("cephaloproxy_health_connections", "gauge",
+                      "Connections open to this health server.").add(health.get("connections", 0)))
+    out.append(Family("cephaloproxy_health_connections_evicted_total", "counter",
+                      "Connections closed early because the connection limit was reached.")
+               .add(health.get("evicted", 0)))
+    out.append(Family("cephaloproxy_squid_up", "gauge",
+                      "1 while the Squid process published by the supervisor is alive.")
+               .add(1 if squid_up else 0))
+    reached = sample is not None and sample.counters is not None
+    out.append(Family("cephaloproxy_squid_cachemgr_up", "gauge",
+                      "1 when Squid's cache manager answered the last fetch.").add(1 if reached else 0))
+    if sample is not None and sample.connections is not None:
+        out.append(Family("cephaloproxy_squid_client_connections", "gauge",
+                          "Established TCP connections to Squid's port.").add(sample.connections))
+    if reached:
+        for key, (name, text, scale) in SQUID_COUNTERS.items():
+            if key in sample.counters:
+                value = sample.counters[key] * scale
+                out.append(Family(name, "counter", text).add(value))
+    return out
+
+
+def squid_port(state: dict | None) -> int | None:
+    return valid_port(state.get("squid_port")) if state else None
