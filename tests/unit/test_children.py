@@ -55,13 +55,12 @@ def wait_until_reaped(children, child):
 
 
 def test_the_reaper_records_a_known_child_and_counts_orphans(children):
-    child = children.spawn("true", ["sh", "-c", "exit 4"], os.environ, relay_output=False)
-    orphan = os.fork()
+    orphan = os.fork()  # not spawned through Children: unknown to it, like an orphan
     if orphan == 0:
         os._exit(0)
+    os.waitid(os.P_PID, orphan, os.WEXITED | os.WNOWAIT)  # a zombie now, not reaped
+    child = children.spawn("true", ["sh", "-c", "exit 4"], os.environ, relay_output=False)
     wait_until_reaped(children, child)
-    os.waitid(os.P_PID, orphan, os.WEXITED | os.WNOWAIT)
-    children.reap()
     assert describe_status(child.status) == "exited with code 4"
     assert children.orphans_reaped == 1
     assert children.by_pid == {}
