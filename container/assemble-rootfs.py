@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+"""Assemble the distroless root filesystem of the CephaloProxy image.
+
+Runs in the builder stage of container/Dockerfile, as root, with the builder's
+own python3 (the interpreter that goes into the image). Debian's packages are
+installed there; this script copies out of the builder only what the runtime
+needs, into ROOTFS, which the final `FROM scratch` stage copies whole:
+
+  * python3 and the part of its standard library that cephaloinit imports,
+    found by scanning cephaloinit's code (every import statement, including the
+    ones inside functions), plus what the interpreter itself loads at start-up;
+  * cephaloinit, with bytecode compiled here so the runtime never writes any;
+  * Squid, its data, its ELF helpers (not the setuid pinger), CA certificates;
+  * the shared-library closure of every ELF file above, computed with ldd;
+  * /etc/passwd, /etc/group, /etc/nsswitch.conf and the writable directories;
+  * a distroless-style package record (/var/lib/dpkg/status.d/PACKAGE) for
+    every Debian package that owns a copied file, so scanners see versions.
+
+It then checks the result from inside: chrooted into ROOTFS, every ELF file
+resolves its libraries and every cephaloinit module imports with the pruned
+standard library, without writing a single file. docs/image.md explains why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import compileall
+import modulefinder
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+ELF_MAGIC = b"\x7fELF"
+
+# The runtime identity: see docs/image.md ("Users and writable paths").
+RUNTIME_UID = 1000
+RUNTIME_GID = 0
+WRITABLE_DIRS = (
+    "/var/run/squid",
+    "/var/log/squid",
+    "/var/lib/squid",
+    "/var/spool/squid",
+    "/var/cache/squid",
+)
+WRITABLE_MODE = 0o775  # group 0 writes too: any UID in group 0 (OpenShift) works
+
+# Squid: the daemon, the data it reads, and its helpers. The ICMP pinger is
+# setuid root in Debian and cannot work without privileges: it stays out
+# (the default config says `pinger_enable off`).
+SQUID_BINARY = "/usr/sbin/squid"
+SQUID_HELPER_DIR = "/usr/lib/squid"
+SQUID_HELPERS_LEFT_OUT = {"pinger"}
+SQUID_DATA = ("/usr/share/squid", "/etc/squid/errorpage.css")
+
+# Files other than ELF closures and Python that the runtime reads.
+SYSTEM_FILES = (
+    "/etc/os-release",  # scanners identify the distribution with these two
+    "/etc/debian_version",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/usr/lib/ssl/cert.pem",  # OpenSSL's default CA file -> the bundle above
+    "/usr/lib/ssl/certs",  # OpenSSL's default CA directory -> /etc/ssl/certs
+    "/usr/lib/ssl/openssl.cnf",  # Debian's OpenSSL policy, as Squid has it on Debian
+)
+
+# Files the builder generated rather than unpacked, and the package they come from.
+GENERATED_BY = {"/etc/ssl/certs/ca-certificates.crt": "ca-certificates"}
+
+# Standard-library modules loaded by name at run time, which no import
+# statement shows: codecs are looked up by encoding name (str.encode("idna"),
+# the locale's encoding), so the encodings package is kept whole; runpy runs
+# `-m cephaloinit`; site serves a plain `python3` without -S.
+DYNAMIC_MODULES = ("encodings", "runpy", "site")
+
+# Never followed, though some standard-library module imports them somewhere
+# (mostly inside functions the supervisor never calls). The build fails if
+# cephaloinit itself imports one of them (docs/image.md, "Python").
+PRUNED = {
+    "test suites": (
+        "test", "unittest", "doctest", "_testcapi", "_testinternalcapi",
+        "_testlimitedcapi", "_testbuffer", "_testclinic", "_testmultiphase",
+        "_testsinglephase", "_testimportmultiple", "_xxtestfuzz", "idlelib.idle_test",
+    ),
+    "interactive tools: REPL, debugger, help": (
+        "pdb", "bdb", "pydoc", "pydoc_data", "code", "codeop", "_pyrepl",
+        "rlcompleter", "readline", "cmd", "curses", "_curses", "_curses_panel",
+    ),
+    "GUI": ("idlelib", "tkinter", "_tkinter", "turtle", "turtledemo"),
+    "packaging and code migration": ("ensurepip", "venv", "lib2to3", "distutils", "setuptools", "pip"),
+    "concurrency the supervisor does not use (it has one selectors loop)": (
+        "asyncio", "_asyncio", "multiprocessing", "_multiprocessing", "_posixshmem",
+        "concurrent",
+    ),
+    "databases, compression": (
+        "sqlite3", "_sqlite3", "dbm", "_dbm", "_gdbm",
+        "bz2", "_bz2", "lzma", "_lzma",
+    ),
+    "clients nothing here is": ("webbrowser", "xmlrpc", "ftplib", "smtplib", "imaplib", "poplib"),
+    "CJK codecs (their encodings.* modules stay; the image has only C.UTF-8)": (
+        "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp", "_codecs_kr",
+        "_codecs_tw", "_multibytecodec",
+    ),
+    "other platforms; Debian's apport hook": (
+        "_aix_support", "_osx_support", "_ios_support", "sitecustomize",
+    ),
+}
+
+PASSWD = """\
+root:x:0:0:root:/root:/usr/sbin/nologin
+nonroot:x:1000:0:CephaloProxy:/nonexistent:/usr/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+"""
+GROUP = """\
+root:x:0:
+nogroup:x:65534:
+"""
+# glibc >= 2.34 has the files and dns modules built in: no libnss_* is needed.
+NSSWITCH = """\
+passwd: files
+group: files
+shadow: files
+hosts: files dns
+"""
+
+LAUNCHER = """\
+#!/usr/bin/python3 -IS
+# cephaloinit, for `podman exec CONTAINER cephaloinit status` and the like.
+import runpy
+
+runpy.run_module("cephaloinit", run_name="__main__", alter_sys=True)
+"""
+
+
+class Rootfs:
+    """A root filesystem being filled from the builder's own files."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.copied: set[str] = set()  # builder paths of copied files and symlinks
+
+    def path(self, path: str) -> str:
+        return self.root + path
+
+    def ensure_dir(self, path: str, mode: int | None = None) -> None:
+        """Create directory PATH (builder's mode unless given), parents first."""
+        target = self.path(path)
+        if os.path.lexists(target):
+            return
+        parent = os.path.dirname(path)
+        if parent != path:
+            self.add(parent)
+        if mode is None:
+            mode = os.stat(path).st_mode & 0o1777 if os.path.isdir(path) else 0o755
+        os.mkdir(target)
+        os.chmod(target, mode)
+
+    def mkdirs(self, path: str, mode: int = 0o755) -> None:
+        """Create the image's own directory PATH, whatever the builder has there."""
+        parent = os.path.dirname(path)
+        if parent != path and not os.path.lexists(self.path(parent)):
+            self.mkdirs(parent)
+        if not os.path.lexists(self.path(path)):
+            os.mkdir(self.path(path))
+        os.chmod(self.path(path), mode)
+
+    def add(self, path: str) -> str:
+        """Copy PATH from the builder, recreating every symlink met on the way
+        (merged /usr, libfoo.so.1 -> libfoo.so.1.2.3, errors -> ../squid-langpack).
+        Returns the resolved builder path. Directories are created, not filled."""
+        path = os.path.normpath(path)
+        parts = path.strip("/").split("/") if path != "/" else []
+        current = ""
+        for index, part in enumerate(parts):
+            current += "/" + part
+            if os.path.islink(current):
+                link = os.readlink(current)
+                resolved = os.path.normpath(os.path.join(os.path.dirname(current), link))
+                if resolved.startswith("/etc/alternatives/"):
+                    # The image has one choice: link straight to it (squid -> squid-openssl).
+                    resolved = os.path.realpath(current)
+                    link = os.path.relpath(resolved, os.path.dirname(current))
+                else:
+                    self.copied.add(current)
+                if not os.path.lexists(self.path(current)):
+                    self.ensure_dir(os.path.dirname(current))
+                    os.symlink(link, self.path(current))
+                return self.add(os.path.join(resolved, *parts[index + 1:]))
+            if index < len(parts) - 1 or os.path.isdir(current):
+                self.ensure_dir(current)
+            else:
+                self._copy_file(current)
+        return path
+
+    def add_tree(self, path: str, skip=lambda path: False) -> None:
+        """Copy a directory tree, following symlinked directories into their targets."""
+        seen: set[str] = set()
+        pending = [path]
+        while pending:
+            top = pending.pop()
+            real = self.add(top)
+            if real in seen:
+                continue
+            seen.add(real)
+            for directory, dirs, files in os.walk(real):
+                self.ensure_dir(directory)
+                for name in sorted(dirs + files):
+                    entry = os.path.join(directory, name)
+                    if skip(entry):
+                        continue
+                    if os.path.islink(entry) and os.path.isdir(entry):
+                        pending.append(entry)
+                    elif not os.path.isdir(entry) or os.path.islink(entry):
+                        self.add(entry)
+
+    def _copy_file(self, path: str) -> None:
+        target = self.path(path)
+        if os.path.lexists(target):
+            return
+        # copyfile, not copy2: no extended attributes (file capabilities) and
+        # no setuid/setgid/sticky bit survive; the owner is root.
+        shutil.copyfile(path, target)
+        os.chmod(target, os.stat(path).st_mode & 0o777)
+        self.copied.add(path)
+
+    def write(self, path: str, text: str, mode: int = 0o644) -> None:
+        self.ensure_dir(os.path.dirname(path))
+        with open(self.path(path), "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(self.path(path), mode)
+
+
+def is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == ELF_MAGIC
+    except OSError:
+        return False
+
+
+def shared_libraries(path: str) -> list[str]:
+    """The resolved shared-library closure of one ELF file, dynamic loader included."""
+    result = subprocess.run(["ldd", path], capture_output=True, text=True)
+    if result.returncode != 0:
+        if "not a dynamic executable" in result.stdout + result.stderr:
+            return []
+        raise SystemExit(f"assemble-rootfs: ldd {path} failed: {result.stderr.strip()}")
+    libraries = []
+    for line in result.stdout.splitlines():
+        line = line.strip()
+        if "not found" in line:
+            raise SystemExit(f"assemble-rootfs: {path}: {line}")
+        match = re.match(r"(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
+        if match:
+            libraries.append(match.group(1))
+    return libraries
+
+
+# --- Python ---------------------------------------------------------------
+
+def direct_imports(package_dir: str) -> set[str]:
+    """Every absolute module name (and its parents) cephaloinit's code imports."""
+    names: set[str] = set()
+    for directory, dirs, files in os.walk(package_dir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(directory, name), encoding="utf-8") as stream:
+                tree = ast.parse(stream.read(), name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    imported = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported = [node.module]
+                else:
+                    continue
+                for module in imported:
+                    parts = module.split(".")
+                    names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return names
+
+
+def stdlib_modules(package_dir: str, stdlib: str) -> dict[str, str]:
+    """name -> file of every standard-library module cephaloinit can import."""
+    dynload = os.path.join(stdlib, "lib-dynload")
+    source = os.path.dirname(package_dir)
+    package = os.path.basename(package_dir)
+    excludes = [name for names in PRUNED.values() for name in names]
+    pruned_imports = sorted(set(direct_imports(package_dir)) & set(excludes))
+    if pruned_imports:
+        raise SystemExit(
+            f"assemble-rootfs: cephaloinit imports {', '.join(pruned_imports)}, which the "
+            "image prunes: take it out of PRUNED in container/assemble-rootfs.py"
+        )
+    finder = modulefinder.ModuleFinder(path=[source, stdlib, dynload], excludes=excludes)
+    for directory, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                relative = os.path.relpath(os.path.join(directory, name), source)[:-3]
+                module = relative.replace(os.sep, ".").removesuffix(".__init__")
+                finder.import_hook(module)
+    # What the interpreter itself imports before running anything.
+    startup = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", "import sys; print(*sys.modules)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    encodings = [
+        "encodings." + name[:-3]
+        for name in sorted(os.listdir(os.path.join(stdlib, "encodings")))
+        if name.endswith(".py") and name != "__init__.py"
+    ]
+    for name in [*DYNAMIC_MODULES, *encodings, *startup]:
+        try:
+            finder.import_hook(name)
+        except ImportError:
+            pass  # built in, frozen, or __main__: nothing to copy
+    modules = {}
+    for name, module in finder.modules.items():
+        filename = module.__file__
+        if filename and filename.startswith(stdlib + os.sep):
+            modules[name] = filename
+    return modules
+
+
+def add_python(rootfs: Rootfs, source: str) -> tuple[str, list[str]]:
+    """Interpreter, pruned standard library and cephaloinit. Returns the
+    stdlib directory and the extension modules (ELF) that went in."""
+    stdlib = sysconfig.get_path("stdlib")
+    rootfs.add("/usr/bin/python3")
+    package_dir = os.path.join(source, "cephaloinit")
+    modules = stdlib_modules(package_dir, stdlib)
+    for filename in sorted(set(modules.values())):
+        rootfs.add(filename)
+    extensions = [f for f in modules.values() if f.endswith(".so")]
+    # The list of what was kept goes into the image, for audits (docs/image.md).
+    rootfs.write(
+        "/usr/share/cephaloproxy/python-modules.txt",
+        "".join(f"{name}\n" for name in sorted(modules)),
+    )
+    # cephaloinit goes into the stdlib directory: with -I -S, sys.path holds only
+    # python3X.zip, the stdlib directory and lib-dynload (docs/image.md).
+    for directory, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        relative = os.path.relpath(directory, source)
+        target = os.path.join(stdlib, relative)
+        rootfs.ensure_dir(target, 0o755)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                shutil.copyfile(os.path.join(directory, name), rootfs.path(os.path.join(target, name)))
+                os.chmod(rootfs.path(os.path.join(target, name)), 0o644)
+    rootfs.write("/usr/bin/cephaloinit", LAUNCHER, 0o755)
+    # Bytecode for everything kept, checked against nothing at run time
+    # (unchecked-hash): a read-only, non-root runtime never tries to rewrite it,
+    # and the recorded file names are the image's, not the builder's.
+    ok = compileall.compile_dir(
+        rootfs.path(stdlib), quiet=1, stripdir=rootfs.root, prependdir="/",
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        workers=1,
+    )
+    if not ok:
+        raise SystemExit("assemble-rootfs: byte-compiling the standard library failed")
+    return stdlib, extensions
+
+
+# --- Package records --------------------------------------------------------
+
+MERGED_USR = ("/bin", "/sbin", "/lib", "/lib64")
+
+
+def aliases(path: str) -> list[str]:
+    """PATH and its other name under merged /usr, as a package may list it."""
+    names = [path]
+    for top in MERGED_USR:
+        if path.startswith("/usr" + top + "/"):
+            names.append(path[len("/usr"):])
+        elif path.startswith(top + "/"):
+            names.append("/usr" + path)
+    return names
+
+
+def owners(paths: set[str]) -> dict[str, set[str]]:
+    """package -> the packaged paths among PATHS (dpkg-query -S), as dpkg knows them."""
+    queries = sorted({alias for path in paths for alias in aliases(path)})
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(queries), 500):
+        result = subprocess.run(
+            ["dpkg-query", "-S", *queries[start:start + 500]],
+            capture_output=True, text=True,
+        )
+        for line in result.stdout.splitlines():
+            if line.startswith("diversion "):
+                continue
+            packages, _, path = line.partition(": ")
+            for package in packages.split(", "):
+                found.setdefault(package, set()).add(path)
+    return found
+
+
+def write_package_records(rootfs: Rootfs) -> list[str]:
+    """/var/lib/dpkg/status.d/PACKAGE (+ .md5sums) for each package with files in."""
+    # Not the symlinks to directories (/lib -> usr/lib): dpkg lists directories
+    # under every package that puts a file in them.
+    files = {p for p in rootfs.copied if not os.path.isdir(p)}
+    found = owners(files)
+    owned = {p for paths in found.values() for p in paths}
+    unowned = sorted(p for p in files if not owned.intersection(aliases(p)) and p not in GENERATED_BY)
+    if unowned:
+        print(f"assemble-rootfs: owned by no package: {' '.join(unowned)}")
+    for path, package in GENERATED_BY.items():
+        if path in rootfs.copied:
+            found.setdefault(package, set())
+    records = "/var/lib/dpkg/status.d"
+    rootfs.ensure_dir(records, 0o755)
+    names = []
+    for package in sorted(found):
+        name = package.split(":")[0]
+        status = subprocess.run(
+            ["dpkg-query", "-s", package], capture_output=True, text=True, check=True,
+        ).stdout
+        rootfs.write(f"{records}/{name}", status.rstrip("\n") + "\n")
+        md5sums = f"/var/lib/dpkg/info/{package}.md5sums"
+        if not os.path.exists(md5sums):
+            md5sums = f"/var/lib/dpkg/info/{name}.md5sums"
+        if os.path.exists(md5sums):
+            wanted = {p.lstrip("/") for p in found[package]}
+            with open(md5sums, encoding="utf-8") as stream:
+                lines = [l for l in stream if l.rstrip("\n").split("  ", 1)[-1] in wanted]
+            if lines:
+                rootfs.write(f"{records}/{name}.md5sums", "".join(lines))
+        names.append(name)
+    return names
+
+
+# --- Checks -----------------------------------------------------------------
+
+def snapshot(root: str) -> set[str]:
+    return {os.path.join(d, n) for d, dirs, files in os.walk(root) for n in dirs + files}
+
+
+def in_chroot(root: str, argv: list[str]) -> None:
+    """Run ARGV chrooted into ROOT; fail the build, with its output, if it fails."""
+    result = subprocess.run(
+        argv, preexec_fn=lambda: (os.chroot(root), os.chdir("/")),
+        capture_output=True, text=True, env={"LANG": "C.UTF-8", "PATH": "/usr/sbin:/usr/bin"},
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"assemble-rootfs: in the image, {' '.join(argv)} failed ({result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
+
+
+def check(rootfs: Rootfs, elf_files: list[str], stdlib: str, source: str) -> None:
+    before = snapshot(rootfs.root)
+    loader = next(p for p in elf_files if os.path.basename(p).startswith("ld-linux"))
+    for path in elf_files:
+        if path != loader:
+            in_chroot(rootfs.root, [loader, "--list", path])
+    package_dir = os.path.join(source, "cephaloinit")
+    modules = []
+    for directory, dirs, files in os.walk(package_dir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py") and name != "__main__.py":
+                relative = os.path.relpath(os.path.join(directory, name), source)[:-3]
+                modules.append(relative.replace(os.sep, ".").removesuffix(".__init__"))
+    python = ["/usr/bin/python3", "-I", "-S"]
+    in_chroot(rootfs.root, python + ["-c", f"import importlib\nfor m in {sorted(modules)!r}: importlib.import_module(m)"])
+    in_chroot(rootfs.root, python + ["-m", "cephaloinit", "--version"])
+    in_chroot(rootfs.root, ["/usr/bin/cephaloinit", "--version"])
+    in_chroot(rootfs.root, [SQUID_BINARY, "-v"])
+    written = snapshot(rootfs.root) - before
+    if written:
+        raise SystemExit(f"assemble-rootfs: running in the image wrote files: {sorted(written)[:10]}")
+
+
+def forbidden(rootfs: Rootfs) -> list[str]:
+    """Shells, package managers, compilers, setuid/setgid files that went in anyway."""
+    banned = {"sh", "bash", "dash", "busybox", "zsh", "ash", "ksh", "apt", "apt-get",
+              "dpkg", "pip", "pip3", "gcc", "cc", "g++", "c++", "ld", "as", "perl"}
+    found = []
+    for directory, dirs, files in os.walk(rootfs.root):
+        for name in files:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if name in banned or (not os.path.islink(path) and mode & 0o6000):
+                found.append(path[len(rootfs.root):])
+    return found
+
+
+# --- Main ---------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, help="holds cephaloinit/ and container/")
+    parser.add_argument("--rootfs", required=True, help="the directory to fill (must not exist)")
+    args = parser.parse_args()
+    rootfs = Rootfs(args.rootfs)
+    os.makedirs(rootfs.root, mode=0o755)
+
+    # Merged /usr: /bin, /lib, ... are symlinks, as in the builder.
+    for top in MERGED_USR:
+        if os.path.islink(top):
+            rootfs.add(top)
+
+    stdlib, extensions = add_python(rootfs, args.source)
+
+    elf_roots = ["/usr/bin/python3", SQUID_BINARY, *extensions]
+    rootfs.add(SQUID_BINARY)
+    for name in sorted(os.listdir(SQUID_HELPER_DIR)):
+        path = os.path.join(SQUID_HELPER_DIR, name)
+        if name in SQUID_HELPERS_LEFT_OUT or os.stat(path).st_mode & 0o6000:
+            continue
+        if is_elf(path):  # the Perl and shell helpers have no interpreter here
+            rootfs.add(path)
+            elf_roots.append(path)
+    for path in SQUID_DATA:
+        rootfs.add_tree(path) if os.path.isdir(path) else rootfs.add(path)
+    for path in SYSTEM_FILES:
+        rootfs.add(path)
+
+    elf_files = set(os.path.realpath(p) for p in elf_roots)
+    for root in elf_roots:
+        for library in shared_libraries(root):
+            rootfs.add(library)
+            elf_files.add(os.path.realpath(library))
+
+    # The image's own files.
+    rootfs.write("/etc/passwd", PASSWD)
+    rootfs.write("/etc/group", GROUP)
+    rootfs.write("/etc/nsswitch.conf", NSSWITCH)
+    rootfs.mkdirs("/etc/squid/conf.d")
+    with open(os.path.join(args.source, "container", "squid.conf.default"), encoding="utf-8") as stream:
+        rootfs.write("/usr/share/cephaloproxy/squid.conf", stream.read())
+    rootfs.mkdirs("/tmp", 0o1777)
+    # Real directories, not Debian's /var/run -> /run link: an engine's tmpfs
+    # on /run (podman --read-only) must not hide /var/run/squid.
+    for directory in WRITABLE_DIRS:
+        rootfs.mkdirs(directory, WRITABLE_MODE)
+        os.chown(rootfs.path(directory), RUNTIME_UID, RUNTIME_GID)
+
+    packages = write_package_records(rootfs)
+    check(rootfs, sorted(elf_files), stdlib, args.source)
+    bad = forbidden(rootfs)
+    if bad:
+        raise SystemExit(f"assemble-rootfs: must not be in the image: {bad}")
+
+    size = sum(os.lstat(os.path.join(d, n)).st_size
+               for d, dirs, files in os.walk(rootfs.root) for n in files)
+    print(f"assemble-rootfs: {len(rootfs.copied)} files from {len(packages)} packages, "
+          f"{size / 1e6:.1f} MB; packages: {' '.join(packages)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

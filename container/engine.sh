@@ -1,0 +1,109 @@
+# Sourced by container/build-image, container/run-image and container/verify-image:
+# choose the container engine, install one on a bare Debian machine, and make
+# the Debian base image for the builder stage when no registry can be reached.
+# shellcheck shell=bash
+
+CONTAINER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$CONTAINER_DIR")
+DEBIAN_RELEASE=${DEBIAN_RELEASE:-trixie}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+IMAGE=${IMAGE:-cephaloproxy:$DEBIAN_RELEASE}
+
+say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# Debian packages, installed only when missing and only as root with apt-get.
+apt_install() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' \
+            || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        die "missing ${missing[*]}; install them (as root: apt-get install -y ${missing[*]})"
+    fi
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# ENGINE: docker when its daemon answers, else podman (installed if need be)
+# with the project's containers.conf.
+choose_engine() {
+    if [ -z "${ENGINE:-}" ]; then
+        if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+            ENGINE=docker
+        else
+            ENGINE=podman
+        fi
+    fi
+    case "$ENGINE" in
+        podman)
+            command -v podman >/dev/null && command -v runc >/dev/null \
+                || apt_install podman runc
+            export CONTAINERS_CONF=${CONTAINERS_CONF:-$CONTAINER_DIR/containers.conf}
+            ;;
+        docker) ;;
+        *) die "ENGINE must be docker or podman, not '$ENGINE'" ;;
+    esac
+    export ENGINE
+}
+
+engine() { "$ENGINE" "$@"; }
+
+image_exists() { engine image inspect "$1" >/dev/null 2>&1; }
+
+# The builder stage's base: BUILDER_IMAGE if given; else debian:RELEASE-slim
+# when it is here or can be pulled; else a local minbase bootstrap, made once.
+choose_builder_image() {
+    [ -n "${BUILDER_IMAGE:-}" ] && return 0
+    local official="debian:$DEBIAN_RELEASE-slim" local_base="localhost/cephaloproxy-base:$DEBIAN_RELEASE"
+    if image_exists "$official"; then
+        BUILDER_IMAGE=$official
+    elif image_exists "$local_base"; then
+        BUILDER_IMAGE=$local_base
+    elif timeout 60 "$ENGINE" pull -q "docker.io/library/$official" >/dev/null 2>&1; then
+        BUILDER_IMAGE=$official
+    else
+        say "no registry answers: bootstrapping $local_base with debootstrap (once)"
+        bootstrap_base "$local_base"
+        BUILDER_IMAGE=$local_base
+    fi
+}
+
+# debootstrap --variant=minbase, then make it what debian:RELEASE-slim is for
+# apt: the release, its -updates and its security suite (minbase only writes
+# the release itself into sources.list), no package cache, no lists.
+bootstrap_base() {
+    local name=$1 dir
+    [ "$(id -u)" = 0 ] || die "debootstrap needs root; or pass BUILDER_IMAGE=<a Debian $DEBIAN_RELEASE image>"
+    command -v debootstrap >/dev/null || apt_install debootstrap
+    dir=$(mktemp -d "${TMPDIR:-/var/tmp}/cephaloproxy-base.XXXXXX")
+    # shellcheck disable=SC2064
+    trap "rm -rf '$dir'" EXIT
+    debootstrap --variant=minbase "$DEBIAN_RELEASE" "$dir" "$DEBIAN_MIRROR" >"$dir.log" 2>&1 \
+        || { tail -20 "$dir.log" >&2; rm -f "$dir.log"; die "debootstrap $DEBIAN_RELEASE failed"; }
+    rm -f "$dir.log" "$dir/etc/apt/sources.list"
+    cat >"$dir/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $DEBIAN_MIRROR
+Suites: $DEBIAN_RELEASE $DEBIAN_RELEASE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $DEBIAN_SECURITY_MIRROR
+Suites: $DEBIAN_RELEASE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    tar -C "$dir" --numeric-owner -c . \
+        | engine import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["bash"]' - "$name" >/dev/null
+    rm -rf "$dir"
+    trap - EXIT
+}

@@ -1,0 +1,24 @@
+# The container image (docs/image.md). Included by the Makefile.
+#   make image                        build cephaloproxy:trixie
+#   make image DEBIAN_RELEASE=bookworm
+#   make run                          build if needed, run on 127.0.0.1:3128/8080, Ctrl-C stops
+#   make verify-image                 the image's promises, checked (no shell, any UID, ...)
+#   make image-packages               the Debian packages recorded in the image
+# ENGINE=docker|podman, BUILDER_IMAGE, PROXY_PORT, HEALTH_PORT pass through too.
+DEBIAN_RELEASE ?= trixie
+IMAGE ?= cephaloproxy:$(DEBIAN_RELEASE)
+export DEBIAN_RELEASE IMAGE
+
+.PHONY: image run verify-image image-packages
+
+image:
+	container/build-image
+
+run:
+	container/run-image
+
+verify-image:
+	container/verify-image
+
+image-packages:
+	container/list-packages $(IMAGE)
