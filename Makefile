@@ -5,7 +5,11 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo pyth
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: test unit system venv clean
+.PHONY: test unit system integration venv clean
+
+# The container acceptance suites (tests/integration, bats; docs/testing.md)
+# need root and an engine: docker whose daemon answers, or podman.
+ENGINE_USABLE := $(shell [ "$$(id -u)" = 0 ] && { docker info >/dev/null 2>&1 || command -v podman >/dev/null 2>&1; } && echo yes)
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +26,22 @@ test: $(PY)
 	$(PY) -m compileall -q cephaloinit
 	rm -rf .coverage-data && mkdir -m 1777 .coverage-data
 	$(PY) -m pytest --cov --cov-report=term tests
+ifeq ($(ENGINE_USABLE),yes)
+	$(MAKE) integration
+else
+	@echo "make test: container acceptance suites skipped: they need root and podman or docker (docs/testing.md)"
+endif
 
 unit: $(PY)
 	$(PY) -m pytest tests/unit
 
 system: $(PY)
 	$(PY) -m pytest tests/system
+
+# The image is built (or found up to date) first: make image, container/image.mk.
+integration: image
+	@command -v bats >/dev/null || { echo "make integration: bats is missing (apt-get install -y bats)" >&2; exit 1; }
+	IMAGE_NAME=$(IMAGE) bats tests/integration/
 
 clean:
 	rm -rf $(VENV) .coverage-data htmlcov .pytest_cache *.egg-info
