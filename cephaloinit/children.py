@@ -101,6 +101,9 @@ class Children:
         self.loop = loop
         self.by_pid: dict[int, Child] = {}
         self.orphans_reaped = 0
+        self.readers: dict[int, Callable[[], None]] = {}  # output pipe -> its read callback
+        self.paused: set[int] = set()  # output pipes not read while our output is congested
+        logs.OUTPUT.on_drained = self.resume_reading
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str],
               relay_output: bool = True, capture: Callable[[bytes], None] | None = None,
@@ -156,11 +159,16 @@ class Children:
             else:
                 relay = LineRelay(capture or (lambda line, out=our_fd: logs.write_line(out, line)))
                 child.pipes[read_end] = relay
-                self.loop.add_reader(read_end, lambda fd=read_end: self._read_output(child, fd))
+                self.readers[read_end] = lambda fd=read_end: self._read_output(child, fd)
+                self.loop.add_reader(read_end, self.readers[read_end])
         return child
 
     # -- pipes ---------------------------------------------------------------
     def _read_output(self, child: Child, fd: int) -> None:
+        if logs.OUTPUT.congested:  # back-pressure: the child blocks on its full pipe
+            self.loop.watch(fd, 0)
+            self.paused.add(fd)
+            return
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
@@ -172,8 +180,16 @@ class Children:
 
     def _close_pipe(self, child: Child, fd: int) -> None:
         child.pipes.pop(fd).close()
-        self.loop.remove_reader(fd)
+        del self.readers[fd]
+        self.paused.discard(fd)
+        self.loop.watch(fd, 0)
         os.close(fd)
+
+    def resume_reading(self) -> None:
+        """Our output has room again: read the pipes paused while it had none."""
+        for fd in self.paused:
+            self.loop.add_reader(fd, self.readers[fd])
+        self.paused.clear()
 
     def _read_notify(self, child: Child, fd: int, notify: Callable[[bytes], None]) -> None:
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from . import __version__, signals
+from . import __version__, logs, signals
 from .errors import EXIT_OK, Fatal
 from .logs import Logger
-from .settings import load
+from .settings import Settings, load
 
 USAGE = """\
 usage: cephaloinit [run]                 supervise Squid as PID 1 (the default)
@@ -26,46 +26,53 @@ def main(args: list[str], wakeup_fd: int) -> int:
         log.warning(warning)
     command, rest = (args[0], args[1:]) if args else ("run", [])
     try:
-        if command in ("run", "validate"):
-            from .supervisor import Supervisor
-
-            supervisor = Supervisor(wakeup_fd, settings, log)
-            return supervisor.run() if command == "run" else supervisor.validate_only()
-        if command == "exec":
-            if rest[:1] == ["--"]:
-                rest = rest[1:]
-            if not rest:
-                raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]")
-            from .execinit import ExecInit
-
-            return ExecInit(wakeup_fd, settings, log).run(rest)
-        signals.uninstall()  # the other subcommands are ordinary programs
-        if command == "health-server":
-            from .health.server import serve
-
-            return serve(settings, log)
-        if command == "check":
-            from .health.probe import check
-
-            return check(rest, settings)
-        if command == "status":
-            from . import statefile
-
-            state = statefile.read(settings.state_file)
-            if state is None:
-                raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
-                            "with this SQUID_RUN_DIR?")
-            import json
-
-            print(json.dumps(state, indent=2, sort_keys=True))
-            return EXIT_OK
-        if command in ("--version", "version"):
-            print(f"cephaloinit {__version__}")
-            return EXIT_OK
-        if command in ("-h", "--help", "help"):
-            print(USAGE, end="")
-            return EXIT_OK
-        raise Fatal(f"cephaloinit: unknown command {command!r}; run 'cephaloinit --help' for the list")
+        return dispatch(command, rest, settings, log, wakeup_fd)
     except Fatal as fatal:
         log.error(str(fatal))
         return fatal.code
+    finally:
+        logs.OUTPUT.finish()  # what a stalled reader has not taken yet, within a bound
+
+
+def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
+             wakeup_fd: int) -> int:
+    if command in ("run", "validate"):
+        from .supervisor import Supervisor
+
+        supervisor = Supervisor(wakeup_fd, settings, log)
+        return supervisor.run() if command == "run" else supervisor.validate_only()
+    if command == "exec":
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        if not rest:
+            raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]")
+        from .execinit import ExecInit
+
+        return ExecInit(wakeup_fd, settings, log).run(rest)
+    signals.uninstall()  # the other subcommands are ordinary programs
+    if command == "health-server":
+        from .health.server import serve
+
+        return serve(settings, log)
+    if command == "check":
+        from .health.probe import check
+
+        return check(rest, settings)
+    if command == "status":
+        from . import statefile
+
+        state = statefile.read(settings.state_file)
+        if state is None:
+            raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
+                        "with this SQUID_RUN_DIR?")
+        import json
+
+        print(json.dumps(state, indent=2, sort_keys=True))
+        return EXIT_OK
+    if command in ("--version", "version"):
+        print(f"cephaloinit {__version__}")
+        return EXIT_OK
+    if command in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return EXIT_OK
+    raise Fatal(f"cephaloinit: unknown command {command!r}; run 'cephaloinit --help' for the list")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from . import signals
+from . import logs, signals
 from .errors import Fatal
 from .children import Child, Children, exit_code_for
 from .logs import Logger
@@ -36,6 +36,7 @@ class ExecInit:
         self.log = log
         self.loop = Loop(wakeup_fd, self.handle_signals)
         self.children = Children(self.loop)
+        logs.OUTPUT.attach(self.loop)  # from now on, a stalled reader never blocks PID 1
         self.command: Child | None = None
         self.deadline = None
         self.exit_code: int | None = None

@@ -16,6 +16,10 @@ from typing import Callable
 
 from . import signals
 
+# select()/epoll take at most about 24.8 days (2**31 ms); a timer further away
+# (a huge SHUTDOWN_TIMEOUT or READINESS_DRAIN) costs one wakeup a day instead.
+MAX_SLEEP = 86400.0
+
 
 def _nothing() -> None:
     pass
@@ -83,7 +87,7 @@ class Loop:
             heapq.heappop(self._timers)
         if not self._timers:
             return None
-        return max(0.0, self._timers[0][0] - self.clock())
+        return min(MAX_SLEEP, max(0.0, self._timers[0][0] - self.clock()))
 
     def run_due_timers(self) -> None:
         now = self.clock()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import NamedTuple
 
 PROC = "/proc"
 
@@ -100,26 +101,31 @@ def descendants(pid: int, proc: str = PROC) -> list[int]:
     return found
 
 
-def parse_net_tcp(text: str) -> list[tuple[int, str]]:
-    """(local port, state) of each socket in /proc/net/tcp or tcp6 text.
-    States are the kernel's hex codes: 01 established, 0A listen."""
+class TcpSocket(NamedTuple):
+    port: int  # local port
+    state: str  # the kernel's hex code: 01 established, 0A listen
+    inode: int
+
+
+def parse_net_tcp(text: str) -> list[TcpSocket]:
+    """The sockets in /proc/net/tcp or tcp6 text."""
     sockets = []
     for line in text.splitlines()[1:]:
-        fields = line.split(None, 4)
-        if len(fields) < 4:
+        fields = line.split()
+        if len(fields) < 10:
             continue
         _, _, port = fields[1].rpartition(":")
         try:
-            sockets.append((int(port, 16), fields[3]))
+            sockets.append(TcpSocket(int(port, 16), fields[3], int(fields[9])))
         except ValueError:
             continue
     return sockets
 
 
-def tcp_sockets(proc: str = PROC) -> list[tuple[int, str]] | None:
+def tcp_sockets(proc: str = PROC) -> list[TcpSocket] | None:
     """Every TCP socket of this network namespace, IPv4 and IPv6; None when
     neither table can be read."""
-    sockets: list[tuple[int, str]] = []
+    sockets: list[TcpSocket] = []
     found = False
     for name in ("tcp", "tcp6"):
         text = _read(f"{proc}/net/{name}")
@@ -127,3 +133,21 @@ def tcp_sockets(proc: str = PROC) -> list[tuple[int, str]] | None:
             found = True
             sockets.extend(parse_net_tcp(text))
     return sockets if found else None
+
+
+def socket_inodes(pid: int, proc: str = PROC) -> set[int]:
+    """Inodes of the sockets process ``pid`` holds open (its fd links read
+    'socket:[INODE]'); empty when they cannot be read."""
+    inodes = set()
+    try:
+        names = os.listdir(f"{proc}/{pid}/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"{proc}/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes

@@ -156,13 +156,18 @@ def established_connections(ports: tuple[int, ...], proc: str = procfs.PROC) -> 
     return count_established(procfs.tcp_sockets(proc) or [], ports)
 
 
-def count_established(sockets: list[tuple[int, str]], ports: tuple[int, ...]) -> int:
-    return sum(1 for port, state in sockets if state == TCP_ESTABLISHED and port in ports)
+def count_established(sockets: list[procfs.TcpSocket], ports: tuple[int, ...]) -> int:
+    return sum(1 for s in sockets if s.state == TCP_ESTABLISHED and s.port in ports)
 
 
-def listening(port: int, proc: str = procfs.PROC) -> bool:
-    """Whether a socket in this network namespace listens on ``port``.
+def listening(port: int, pid: int | None = None, proc: str = procfs.PROC) -> bool:
+    """Whether a socket in this network namespace listens on ``port`` — held by
+    process ``pid`` when given, so another program on the port does not count.
 
     Read from /proc rather than by connecting: Squid logs every connection
     that closes before sending a request as an error in its access log."""
-    return (port, TCP_LISTEN) in (procfs.tcp_sockets(proc) or [])
+    listeners = {s.inode for s in procfs.tcp_sockets(proc) or []
+                 if s.port == port and s.state == TCP_LISTEN}
+    if pid is None:
+        return bool(listeners)
+    return bool(listeners & procfs.socket_inodes(pid, proc))

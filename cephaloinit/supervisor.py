@@ -18,11 +18,11 @@ import sys
 import time
 from typing import Callable
 
-from . import __version__, children, procfs, signals, squid, statefile, validators
+from . import __version__, children, logs, procfs, signals, squid, statefile, validators
 from .children import Child, Children
 from .errors import EXIT_OK, Fatal
 from .logs import Logger
-from .loop import Loop
+from .loop import Loop, Timer
 from .settings import Settings
 
 HEALTH_START_TIMEOUT = 10.0
@@ -81,6 +81,7 @@ class Supervisor:
         self.log = log
         self.loop = Loop(wakeup_fd, self.handle_signals)
         self.children = Children(self.loop)
+        logs.OUTPUT.attach(self.loop)  # from now on, a stalled reader never blocks PID 1
         self.state = State.INITIALIZING
         self.started_at = time.time()
         self.state_since = self.started_at
@@ -208,7 +209,7 @@ class Supervisor:
         self.enter(State.EXITED)  # SHUTTING_DOWN -> EXITED
 
     # -- stopping ------------------------------------------------------------------
-    def start_deadline(self):
+    def start_deadline(self) -> Timer:
         return self.loop.call_later(self.settings.shutdown_timeout, self.on_deadline)
 
     def on_deadline(self) -> None:
@@ -306,7 +307,8 @@ class Supervisor:
             self.stop_signal = signum
             self.log.info(f"Received signal {signals.name(signum)}, initiating graceful shutdown...")
         elif self.squid is not None and self.squid.running and not self.squid_interrupted:
-            self.log.info(f"Received {signals.name(signum)} again: Squid stops without "
+            again = "again" if self.stop_signal is not None else "while stopping after an error"
+            self.log.info(f"Received {signals.name(signum)} {again}: Squid stops without "
                           "waiting for its clients")
             self.interrupt_squid()
 
@@ -379,7 +381,7 @@ class Supervisor:
         """Ready: the pid file is written and the port is in LISTEN state."""
         if self.config.pid_file and not os.path.exists(self.config.pid_file):
             return False
-        return squid.listening(self.squid_port)
+        return squid.listening(self.squid_port, self.squid.pid)
 
     def remove_stale_shared_memory(self) -> None:
         """Squid keeps shared memory segments in /dev/shm; after a SIGKILL they

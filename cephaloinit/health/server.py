@@ -317,7 +317,7 @@ class Server:
             self._verdict(conn, verdict)
             return
         port = state["squid_port"]
-        if not squid.listening(port):
+        if not squid.listening(port, checks.valid_pid(state.get("squid_pid"))):
             verdict = checks.Verdict(False, f"Squid is not listening on port {port}")
         self._verdict(conn, verdict)
 

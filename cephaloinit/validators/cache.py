@@ -1,4 +1,4 @@
-"""Validator 5: configured cache_dir swap directories are initialised."""
+"""The cache validator: configured cache_dir swap directories are initialised."""
 
 from __future__ import annotations
 

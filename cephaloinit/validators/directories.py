@@ -1,4 +1,4 @@
-"""Validator 3: every directory Squid or the supervisor writes exists and is writable.
+"""The directories validator: every directory Squid or the supervisor writes exists and is writable.
 
 Checked by creating and removing a file, not with os.access: a read-only mount
 or a full disk passes the permission bits and still fails.

@@ -1,4 +1,4 @@
-"""Validator 4: for ssl-bump, the CA certificate and key are present, valid and
+"""The ssl-bump validator: the CA certificate and key are present, valid and
 matching, merged into the file Squid reads, and the certificate database exists.
 
 The private key is read only by the ssl module and copied; no message here
@@ -7,6 +7,7 @@ ever contains its content, only its path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 
@@ -44,10 +45,12 @@ def merge(lib_dir: str, certificate: bytes, key: bytes) -> str:
                 file.write(certificate.rstrip(b"\n") + b"\n" + key.rstrip(b"\n") + b"\n")
                 file.flush()
                 os.fsync(file.fileno())
+            os.replace(temporary, final)
         except BaseException:
-            os.unlink(temporary)
+            # The temporary file holds the CA key: never leave it behind.
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
             raise
-        os.replace(temporary, final)
     except OSError as error:
         raise Fatal(f"Cannot write {final}: {error.strerror}; {lib_dir} needs free space "
                     f"and must be writable") from None
@@ -68,14 +71,18 @@ def check(context: Context, config: squid.SquidConfig) -> str | None:
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path, password=b"")
     except ssl.SSLError as error:
-        reason = "they do not match" if "KEY_VALUES_MISMATCH" in str(error) else error.reason
+        if b"ENCRYPTED" in key:  # PKCS#8 "ENCRYPTED PRIVATE KEY", or "Proc-Type: 4,ENCRYPTED"
+            raise Fatal(f"The CA private key {key_path} is encrypted and there is nobody to ask "
+                        "for its passphrase; mount an unencrypted key") from None
+        reason = ("they do not match" if "KEY_VALUES_MISMATCH" in str(error)
+                  else error.reason or "OpenSSL cannot load them")
         raise Fatal(f"The CA certificate {cert_path} and private key {key_path} cannot be "
                     f"used together: {reason}; mount a matching, unencrypted pair") from None
     merged = merge(settings.lib_dir, certificate, key)
     database = config.certificate_db or os.path.join(settings.lib_dir, "ssl_db")
     if not os.path.exists(database):
         result = context.run_helper(
-            "certificate database", squid.certgen_init_command(settings, database), CERTGEN_TIMEOUT)
+            "Squid's certgen helper", squid.certgen_init_command(settings, database), CERTGEN_TIMEOUT)
         if result.exit_code != 0:
             details = " | ".join(result.output[-3:]) or f"exit code {result.exit_code}"
             raise Fatal(f"Cannot initialise the certificate database {database}: {details}")

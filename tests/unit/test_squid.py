@@ -113,7 +113,7 @@ def fake_net(tmp_path, tcp=TCP, tcp6=None):
 
 TCP6 = """\
   sl  local_address                         remote_address                        st tx_queue rx_queue
-   0: 00000000000000000000000001000000:0C38 00000000000000000000000001000000:B000 01 00000000:00000000
+   0: 00000000000000000000000001000000:0C38 00000000000000000000000001000000:B000 01 00000000:00000000 00:00000000 00000000  1000 0 9 1
 """
 
 
@@ -128,13 +128,25 @@ def test_established_connections_count_only_the_proxy_side(tmp_path):
 
 def test_without_proc_net_there_are_no_connections_and_no_listener(tmp_path):
     assert squid.established_connections((3128,), str(tmp_path)) == 0
-    assert not squid.listening(3128, str(tmp_path))
+    assert not squid.listening(3128, proc=str(tmp_path))
 
 
 def test_listening_reads_proc_net(tmp_path):
     proc = fake_net(tmp_path)
-    assert squid.listening(3128, proc)
-    assert not squid.listening(8080, proc)  # established only, not LISTEN
+    assert squid.listening(3128, proc=proc)
+    assert not squid.listening(8080, proc=proc)  # established only, not LISTEN
+
+
+def test_listening_can_require_the_socket_to_be_held_by_squid(tmp_path):
+    proc = fake_net(tmp_path)  # the listener on 3128 has inode 1
+    (tmp_path / "42" / "fd").mkdir(parents=True)
+    os.symlink("socket:[1]", tmp_path / "42" / "fd" / "7")
+    (tmp_path / "43" / "fd").mkdir(parents=True)
+    os.symlink("socket:[2]", tmp_path / "43" / "fd" / "7")
+    os.symlink("/dev/null", tmp_path / "43" / "fd" / "0")
+    assert squid.listening(3128, pid=42, proc=proc)
+    assert not squid.listening(3128, pid=43, proc=proc)  # someone else's listener
+    assert not squid.listening(3128, pid=44, proc=proc)  # no such process
 
 
 def test_command_lines():
