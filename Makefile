@@ -5,7 +5,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo pyth
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: test unit system integration venv clean
+.PHONY: test unit system integration fuzz venv clean
 
 # The container acceptance suites (tests/integration, bats; docs/testing.md)
 # need root and an engine: docker whose daemon answers, or podman.
@@ -42,6 +42,11 @@ system: $(PY)
 integration: image
 	@command -v bats >/dev/null || { echo "make integration: bats is missing (apt-get install -y bats)" >&2; exit 1; }
 	IMAGE_NAME=$(IMAGE) bats tests/integration/
+
+# The long fuzz run of the health server (make test runs a ~20 s one).
+FUZZ_SECONDS ?= 300
+fuzz: $(PY)
+	$(PY) -m tests.fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .coverage-data htmlcov .pytest_cache *.egg-info

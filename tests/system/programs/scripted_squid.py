@@ -1,0 +1,159 @@
+"""A stand-in for Squid whose behaviour the fault-injection tests script through
+environment variables (the supervisor passes its environment on to Squid).
+
+Like Squid: `-k parse` and `-z` are short helper runs (`-k parse` fails when the config
+contains `no_such_directive`); otherwise it writes the
+pid file named by the -f config's pid_filename and listens on its http_port.
+Every signal it receives is reported as one line on stdout
+(``scripted-squid: got SIGUSR1``), which the supervisor relays, and appended
+to $FAKE_LOG, so a test can tell exactly what reached "Squid".
+
+FAKE_LOG            file the events are appended to as well
+FAKE_PARSE_GATE     `-k parse` waits until this file exists (holds VALIDATING)
+FAKE_PARSE_IGNORE   comma-separated signals `-k parse` ignores while it waits
+FAKE_LISTEN_GATE    wait until this file exists before listening (holds STARTING_SQUID)
+FAKE_START_EXIT     exit with this code before listening (a crash during start-up)
+FAKE_IGNORE         comma-separated signals ignored (TERM, INT, ...)
+FAKE_HUP_CLOSES     "1": on HUP close the listener for good (a reload that never ends)
+FAKE_ORPHANS        leave this many orphans behind once listening
+
+TERM, INT and QUIT end it (exit 0) unless ignored. Client connections are
+accepted and held open, as a client in the middle of a download would be.
+"""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+
+def note(text: str, stdout: bool = True) -> None:
+    line = f"scripted-squid: {text}"
+    path = os.environ.get("FAKE_LOG")
+    if path:
+        with open(path, "a") as file:
+            file.write(line + "\n")
+    if stdout:
+        print(line, flush=True)
+
+
+def wait_for(path: str) -> None:
+    while not os.path.exists(path):  # a gate the test opens; 10 ms is plenty
+        time.sleep(0.01)
+
+
+def ignored(variable: str) -> set[str]:
+    return {"SIG" + name.strip().upper() for name in os.environ.get(variable, "").split(",") if name.strip()}
+
+
+args = sys.argv[1:]
+if "-k" in args:  # squid -k parse: the output is captured by the supervisor, not relayed
+    def parse_stopped(signum, frame):
+        note(f"parse got {signal.Signals(signum).name}", stdout=False)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, parse_stopped)
+    for name in ignored("FAKE_PARSE_IGNORE"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    note("parse started", stdout=False)
+    gate = os.environ.get("FAKE_PARSE_GATE")
+    if gate:
+        wait_for(gate)
+    with open(args[args.index("-f") + 1]) as file:
+        code = 1 if "no_such_directive" in file.read() else 0
+    if code:
+        print("FATAL: Bungled scripted configuration", flush=True)
+    sys.exit(code)
+if "-z" in args:
+    sys.exit(0)
+
+config = args[args.index("-f") + 1]
+port, pid_file = None, None
+with open(config) as file:
+    for line in file:
+        words = line.split()
+        if words[:1] == ["http_port"]:
+            port = int(words[1].rsplit(":", 1)[-1])
+        elif words[:1] == ["pid_filename"]:
+            pid_file = words[1]
+
+state = {"listener": None}
+held = []
+IGNORED = ignored("FAKE_IGNORE")
+
+
+def on_signal(signum, frame):
+    name = signal.Signals(signum).name
+    note(f"got {name}")
+    if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        note(f"exiting on {name}")
+        os._exit(0)
+    if signum == signal.SIGHUP and os.environ.get("FAKE_HUP_CLOSES") == "1" and state["listener"]:
+        # shutdown first: a close alone leaves the socket listening while the
+        # accept thread is still blocked in accept() on it.
+        state["listener"].shutdown(socket.SHUT_RDWR)
+        state["listener"].close()
+        state["listener"] = None
+        note("listener closed for good")
+
+
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
+               signal.SIGUSR1, signal.SIGUSR2):
+    if signal.Signals(signum).name in IGNORED:
+        signal.signal(signum, signal.SIG_IGN)
+    else:
+        signal.signal(signum, on_signal)
+
+note(f"started as PID {os.getpid()}")
+if os.environ.get("FAKE_START_EXIT"):
+    note("crashing during start-up")
+    sys.exit(int(os.environ["FAKE_START_EXIT"]))
+gate = os.environ.get("FAKE_LISTEN_GATE")
+if gate:
+    wait_for(gate)
+
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(64)
+state["listener"] = listener
+
+
+def accept_forever(sock):
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        held.append(conn)
+        note("client connected")
+
+
+# The accept thread must never be the one the kernel delivers a signal to:
+# Python runs handlers in the main thread, which would sleep on in pause().
+HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+threading.Thread(target=accept_forever, args=(listener,), daemon=True).start()
+signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+if pid_file:
+    with open(pid_file, "w") as file:
+        file.write(f"{os.getpid()}\n")
+note("listening")
+
+orphans = int(os.environ.get("FAKE_ORPHANS", "0"))
+if orphans:
+    # Each child forks a grandchild and exits at once: the grandchild is
+    # re-parented to PID 1, which must reap it when it exits.
+    for _ in range(orphans):
+        pid = os.fork()
+        if pid == 0:
+            if os.fork() == 0:
+                os._exit(0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    note(f"left {orphans} orphans")
+
+while True:
+    signal.pause()
