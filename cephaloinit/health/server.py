@@ -417,7 +417,7 @@ def serve(settings: Settings, log: Logger) -> int:
     except OSError as error:
         raise Fatal(f"Health server cannot listen on {where}: {error.strerror or error}") from None
     notify_ready(log)
-    log.info(f"Health server listening on {where}")
+    log.debug(f"Health server listening on {where}")  # the supervisor logs the start at INFO
     while not stop:
         loop.run_once()
     server.close_all()
