@@ -45,12 +45,21 @@ class LineRelay:
     completed with one.
     """
 
-    def __init__(self, emit: Callable[[bytes], None]):
+    def __init__(self, emit: Callable[[bytes], None], batch: bool = False):
         self.emit = emit
+        # With batch, all whole lines of one read go out in one emit: one write
+        # for a burst of access-log lines instead of one per line.
+        self.batch = batch
         self.pending = bytearray()
 
     def feed(self, data: bytes) -> None:
         self.pending += data
+        if self.batch and len(self.pending) <= MAX_LINE:  # then no line can be too long
+            last = self.pending.rfind(b"\n")
+            if last != -1:
+                self.emit(bytes(self.pending[:last + 1]))
+                del self.pending[:last + 1]
+            return
         start = 0
         while True:
             newline = self.pending.find(b"\n", start)
@@ -157,7 +166,10 @@ class Children:
                 child.notify_fd = read_end
                 self.loop.add_reader(read_end, lambda fd=read_end: self._read_notify(child, fd, notify))
             else:
-                relay = LineRelay(capture or (lambda line, out=our_fd: logs.write_line(out, line)))
+                if capture is not None:
+                    relay = LineRelay(capture)
+                else:
+                    relay = LineRelay(lambda lines, out=our_fd: logs.write_line(out, lines), batch=True)
                 child.pipes[read_end] = relay
                 self.readers[read_end] = lambda fd=read_end: self._read_output(child, fd)
                 self.loop.add_reader(read_end, self.readers[read_end])

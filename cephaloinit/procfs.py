@@ -6,15 +6,13 @@ Every reader tolerates a process vanishing between listing and reading.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import NamedTuple
 
 PROC = "/proc"
 
 
-@dataclasses.dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):
     pid: int
     comm: str
     state: str

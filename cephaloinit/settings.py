@@ -6,12 +6,10 @@ reported as one warning line naming the variable, the value and the default.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     squid_port: int = 3128
     health_port: int = 8080
     health_bind: str = "0.0.0.0"
@@ -127,4 +125,4 @@ def load(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
             warnings.append(
                 f"Invalid {variable}={text!r}: expected {expected}; using the default {shown}"
             )
-    return dataclasses.replace(defaults, **values), warnings
+    return defaults._replace(**values), warnings

@@ -3,10 +3,10 @@ lines, the default configuration, and its client connections."""
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import shlex
+from typing import NamedTuple
 
 from . import procfs
 from .settings import Settings
@@ -16,14 +16,12 @@ DEFAULT_PID_FILE = "/run/squid.pid"
 MAX_INCLUDE_DEPTH = 16  # Squid's own limit
 
 
-@dataclasses.dataclass(frozen=True)
-class CacheDir:
+class CacheDir(NamedTuple):
     kind: str  # ufs, aufs, diskd, rock
     path: str
 
 
-@dataclasses.dataclass(frozen=True)
-class SquidConfig:
+class SquidConfig(NamedTuple):
     """The few facts of a squid.conf the supervisor acts on."""
 
     path: str

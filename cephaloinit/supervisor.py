@@ -436,4 +436,4 @@ class Supervisor:
                                  "may be stale")
 
     def validator_context(self) -> validators.Context:
-        return validators.Context(self.settings, self.run_helper, self.log)
+        return validators.Context(self.settings, self.run_helper, self.log, os.getuid(), os.getgid())

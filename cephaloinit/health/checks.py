@@ -8,9 +8,8 @@ the server, without blocking, after ``readiness`` has passed.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .. import procfs
 
@@ -27,8 +26,7 @@ STATES = (
 MAX_REASON = 300  # characters of a reason taken from the state file
 
 
-@dataclasses.dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     ok: bool
     reason: str  # one line: "OK", "READY", or why not
 

@@ -7,9 +7,9 @@ The head (request line and headers) is bounded by MAX_HEAD bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
+from typing import NamedTuple
 
 MAX_HEAD = 8 * 1024
 
@@ -46,8 +46,7 @@ class RequestError(Exception):
         self.message = message
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     method: str
     target: str
     path: str  # the target without query, absolute-form reduced to its path

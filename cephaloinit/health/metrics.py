@@ -9,8 +9,8 @@ KiB; we export bytes), ``_total`` on counters.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from typing import NamedTuple
 
 from .. import procfs, squid
 from .checks import STATES, valid_port
@@ -47,12 +47,14 @@ SQUID_COUNTERS: dict[str, tuple[str, str, int]] = {
 
 
 
-@dataclasses.dataclass
 class Family:
-    name: str
-    type: str  # counter | gauge
-    help: str
-    samples: list[tuple[dict[str, str], float]] = dataclasses.field(default_factory=list)
+    """One metric family: its name, type (counter or gauge), help, and samples."""
+
+    def __init__(self, name: str, type: str, help: str):
+        self.name = name
+        self.type = type
+        self.help = help
+        self.samples: list[tuple[dict[str, str], float]] = []
 
     def add(self, value: float, **labels: str) -> "Family":
         self.samples.append((labels, value))
@@ -126,8 +128,7 @@ def squid_client_connections(port: int, proc: str = procfs.PROC) -> int | None:
     return None if sockets is None else squid.count_established(sockets, (port,))
 
 
-@dataclasses.dataclass(frozen=True)
-class SquidSample:
+class SquidSample(NamedTuple):
     """What one visit to the cache manager found (shared by concurrent scrapes)."""
     counters: dict[str, float] | None  # None: the cache manager was not reached
     error: str

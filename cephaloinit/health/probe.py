@@ -8,10 +8,10 @@ prints one line on stderr naming the URL and the reason; never a traceback.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import sys
 import time
+from typing import NamedTuple
 
 from ..errors import EXIT_FAILURE, EXIT_OK
 from ..settings import Settings
@@ -25,8 +25,7 @@ class ProbeError(Exception):
     """One line for stderr."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     url: str
     host: str
     port: int

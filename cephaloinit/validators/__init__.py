@@ -9,9 +9,7 @@ stop signal during it is still honoured.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..errors import Fatal
 from ..logs import Logger
@@ -19,8 +17,7 @@ from ..settings import Settings
 from ..squid import SquidConfig
 
 
-@dataclasses.dataclass(frozen=True)
-class HelperResult:
+class HelperResult(NamedTuple):
     exit_code: int
     output: list[str]  # the helper's stdout and stderr lines, in arrival order
 
@@ -28,13 +25,12 @@ class HelperResult:
 RunHelper = Callable[[str, list[str], float], HelperResult]
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     settings: Settings
     run_helper: RunHelper
     log: Logger
-    uid: int = dataclasses.field(default_factory=os.getuid)
-    gid: int = dataclasses.field(default_factory=os.getgid)
+    uid: int
+    gid: int
 
 
 def validate_config(context: Context) -> SquidConfig:

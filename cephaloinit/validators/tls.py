@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 
 from .. import squid
 from ..errors import Fatal
@@ -68,6 +67,8 @@ def check(context: Context, config: squid.SquidConfig) -> str | None:
                     (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY-----",
                      b"-----BEGIN EC PRIVATE KEY-----", b"-----BEGIN ENCRYPTED PRIVATE KEY-----"),
                     context)
+    import ssl  # only with ssl-bump: libssl and libcrypto cost PID 1 some 6 MB of memory
+
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path, password=b"")
     except ssl.SSLError as error:

@@ -223,7 +223,7 @@ def test_ipv6_bind(tmp_path):
         free_port("::1")
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    server = HealthServer(tmp_path, host="::1")
+    server = HealthServer(tmp_path, env={"LOG_LEVEL": "DEBUG"}, host="::1")
     try:
         assert server.wait_ready() == b"READY=1\n"
         assert get(server.port, "/health", host="::1")[0] == 503

@@ -77,3 +77,19 @@ def test_two_sources_are_relayed_independently():
     b.feed(b"from b\n")
     a.feed(b" two\n")
     assert out == [b"from b\n", b"from a, part two\n"]
+
+
+def test_batch_mode_emits_the_whole_lines_of_a_read_at_once():
+    out = []
+    r = LineRelay(out.append, batch=True)
+    r.feed(b"one\ntwo\nthr")
+    assert out == [b"one\ntwo\n"]
+    r.feed(b"ee\n")
+    assert out == [b"one\ntwo\n", b"three\n"]
+
+
+def test_batch_mode_still_splits_a_long_line_with_the_marker():
+    out = []
+    r = LineRelay(out.append, batch=True)
+    r.feed(b"a\n" + b"y" * (MAX_LINE + 10) + b"\nb\n")
+    assert b"".join(out) == (b"a\n" + b"y" * MAX_LINE + SPLIT_MARKER + b"\n" + b"y" * 10 + b"\nb\n")
