@@ -5,7 +5,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo pyth
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: test unit system integration fuzz venv clean
+.PHONY: test unit system integration fuzz bench venv clean
 
 # The container acceptance suites (tests/integration, bats; docs/testing.md)
 # need root and an engine: docker whose daemon answers, or podman.
@@ -42,6 +42,10 @@ system: $(PY)
 integration: image
 	@command -v bats >/dev/null || { echo "make integration: bats is missing (apt-get install -y bats)" >&2; exit 1; }
 	IMAGE_NAME=$(IMAGE) bats tests/integration/
+
+# Side by side against tini, dumb-init and Squid alone (docs/benchmarks.md); as root.
+bench: image
+	benchmarks/run
 
 # The long fuzz run of the health server (make test runs a ~20 s one).
 FUZZ_SECONDS ?= 300
