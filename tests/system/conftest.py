@@ -28,6 +28,18 @@ def _pid_namespaces_usable() -> bool:
 PID_NAMESPACES = _pid_namespaces_usable()
 
 
+def poll(predicate, timeout: float = 10, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true; for facts that have
+    no event to wait on (a file appearing, a process state in /proc)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.01)
+
+
 UNPRIVILEGED_UID = 1234567  # an arbitrary UID in group 0, as OpenShift assigns
 
 

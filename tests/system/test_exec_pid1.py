@@ -7,7 +7,7 @@ import time
 
 from cephaloinit import procfs
 
-from .conftest import REPO
+from .conftest import REPO, poll
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
 PY = sys.executable
@@ -22,10 +22,8 @@ def test_orphaned_grandchildren_are_all_reaped(start):
     init = start(["exec", "--", "sh", "-c", script], env={"LOG_LEVEL": "DEBUG"})
     init.wait_for_line("left 1000 orphans")
     init.wait_for_line("ready")
-    deadline = time.monotonic() + 10
-    while len(procfs.children(init.pid)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)  # orphans exit on their own schedule; poll with a deadline
-    assert len(procfs.children(init.pid)) == 1  # only the command itself
+    # orphans exit on their own schedule: only the command itself remains
+    poll(lambda: len(procfs.children(init.pid)) == 1, what="every orphan reaped")
     assert procfs.zombie_children(init.pid) == []
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
@@ -95,6 +93,8 @@ def test_a_storm_of_signals_neither_crashes_nor_hangs_it(start):
 def test_idle_pid_one_makes_no_voluntary_context_switches(start):
     init = start(["exec", "--", *program("stubborn.py", 0)])
     init.wait_for_line("ready")
+    # Going to sleep is itself a voluntary switch: count from once it sleeps.
+    poll(lambda: procfs.stat(init.pid).state == "S", what="PID 1 asleep")
     before = int(procfs.status(init.pid)["voluntary_ctxt_switches"])
     time.sleep(5)  # the measurement window itself
     after = int(procfs.status(init.pid)["voluntary_ctxt_switches"])
@@ -108,9 +108,7 @@ def test_as_subreaper_outside_a_namespace_orphans_are_still_reaped(start):
     init = start(["exec", "--", "sh", "-c", script], env={"LOG_LEVEL": "DEBUG"}, pid_one=False)
     init.wait_for_line("ready")
     assert init.pid != 1
-    deadline = time.monotonic() + 10
-    while len(procfs.children(init.pid)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: len(procfs.children(init.pid)) == 1, what="every orphan reaped")
     assert procfs.zombie_children(init.pid) == []
     init.signal(signal.SIGTERM)
     assert init.wait() == 0

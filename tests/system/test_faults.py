@@ -29,7 +29,7 @@ import pytest
 
 from cephaloinit import procfs
 
-from .conftest import PID_NAMESPACES, REPO, UNPRIVILEGED_UID, Init
+from .conftest import PID_NAMESPACES, REPO, UNPRIVILEGED_UID, Init, poll
 from .test_proxy_run import (SQUID, Proxy, basic_config, bump_config, make_ca,  # noqa: F401
                              proxy, run)
 
@@ -38,18 +38,6 @@ pytestmark = pytest.mark.timeout(60)
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
 STOPS = [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT]
 HELD_STATES = ["VALIDATING", "STARTING_HEALTH", "STARTING_SQUID", "RUNNING"]
-
-
-def poll(predicate, timeout: float = 10, what: str = "condition"):
-    """Poll ``predicate`` until it returns something true; for facts that have
-    no event to wait on (a file appearing, a process state in /proc)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        time.sleep(0.01)
 
 
 class Scripted:

@@ -17,23 +17,13 @@ import pytest
 from cephaloinit import procfs
 from cephaloinit.children import MAX_LINE, SPLIT_MARKER
 
-from .conftest import REPO
+from .conftest import REPO, poll
 
 pytestmark = pytest.mark.timeout(90)
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
 PY = sys.executable
 MiB = 1024 * 1024
-
-
-def poll(predicate, timeout: float = 10, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        time.sleep(0.01)
 
 
 def pid_of(init) -> int:

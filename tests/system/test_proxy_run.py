@@ -360,10 +360,10 @@ def test_hup_with_an_invalid_config_keeps_the_old_one(run, proxy, origin):
 def test_a_squid_that_ignores_term_is_killed_at_the_shutdown_timeout(run, proxy):
     stubborn = f"{proxy.root}/stubborn-squid"
     with open(stubborn, "w") as file:
-        file.write(f"#!/bin/sh\nexec {sys.executable} {REPO}/tests/system/programs/fake_squid.py \"$@\"\n")
+        file.write(f"#!/bin/sh\nexec {sys.executable} {REPO}/tests/system/programs/scripted_squid.py \"$@\"\n")
     os.chmod(stubborn, 0o755)
     proxy.write_config(basic_config(proxy))
-    init = run(env={"SQUID_BINARY": stubborn, "SHUTDOWN_TIMEOUT": "2"})
+    init = run(env={"SQUID_BINARY": stubborn, "SHUTDOWN_TIMEOUT": "2", "FAKE_IGNORE": "TERM,INT"})
     init.wait_for_line("Container ready")
     sent = time.monotonic()
     init.signal(signal.SIGTERM)
