@@ -94,8 +94,8 @@ class Supervisor:
         self.health_ready = False
         self.health_deaths: collections.deque[float] = collections.deque()
         self.health_restarts = 0
-        self.ready = False
-        self.reason = "starting"
+        self.ready = False  # only ever true in RUNNING; false there during a reload
+        self.reason = ""
         self.squid_interrupted = False
 
     # -- the contract ----------------------------------------------------------
@@ -106,7 +106,6 @@ class Supervisor:
             self.start_health()
             self.start_squid()
             self.enter(State.RUNNING)  # STARTING_SQUID -> RUNNING
-            self.set_ready(True, "")
             self.log.info("Container ready, entering monitoring loop")
             while True:
                 self.wait_until(lambda: self.reload_requested)
@@ -197,7 +196,6 @@ class Supervisor:
     def shut_down(self) -> None:
         was_running = self.state is State.RUNNING
         self.enter(State.SHUTTING_DOWN)  # any state -> SHUTTING_DOWN
-        self.set_ready(False, "shutting down")
         deadline = self.start_deadline()
         drain = self.settings.readiness_drain
         if was_running and drain > 0:
@@ -402,6 +400,8 @@ class Supervisor:
         self.log.debug(f"State {self.state.value} -> {state.value}")
         self.state = state
         self.state_since = time.time()
+        # Readiness follows the state; only a reload takes it away inside RUNNING.
+        self.ready, self.reason = state is State.RUNNING, ""
         self.publish()
 
     def set_ready(self, ready: bool, reason: str) -> None:
