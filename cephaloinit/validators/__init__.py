@@ -37,9 +37,9 @@ def validate_config(context: Context) -> SquidConfig:
     """What a reload runs again: the config, its certificate, Squid's parse."""
     from . import config, tls
 
-    path = config.locate(context)
-    tls.check(context, config.facts(path))
-    return config.parse(context, path)
+    found = config.facts(config.locate(context))
+    tls.check(context, found)
+    return config.parse(context, found)
 
 
 def validate(context: Context) -> SquidConfig:
@@ -51,11 +51,10 @@ def validate(context: Context) -> SquidConfig:
     """
     from . import cache, config, directories, tls
 
-    path = config.locate(context)
-    facts = config.facts(path)
-    directories.check(context, facts)
-    tls.check(context, facts)
-    squid_config = config.parse(context, path)
+    found = config.facts(config.locate(context))
+    directories.check(context, found)
+    tls.check(context, found)
+    squid_config = config.parse(context, found)
     cache.check(context, squid_config)
     return squid_config
 

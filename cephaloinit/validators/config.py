@@ -72,11 +72,13 @@ def facts(path: str) -> squid.SquidConfig:
         raise Fatal(f"Cannot read Squid configuration {path}: {error}") from None
 
 
-def parse(context: Context, path: str) -> squid.SquidConfig:
-    """Squid's own verdict on the config; a rendered default is then put in place."""
+def parse(context: Context, found: squid.SquidConfig) -> squid.SquidConfig:
+    """Squid's own verdict on the config read by ``facts``; a rendered default
+    is then put in place."""
+    path = found.path
     result = context.run_helper("squid -k parse", squid.parse_command(context.settings, path),
                                 PARSE_TIMEOUT)
     if result.exit_code != 0:
         details = " | ".join(problem_lines(result.output)) or f"exit code {result.exit_code}"
         raise Fatal(f"Squid configuration {path} is invalid: {details}")
-    return facts(promote(path))
+    return found._replace(path=promote(path))

@@ -45,7 +45,7 @@ def test_without_a_mounted_config_the_default_is_rendered_beside_the_old(tmp_pat
     ctx = context(tmp_path)
     path = config.locate(ctx)
     assert path == f"{tmp_path}/run_dir/squid.conf.new"
-    parsed = config.parse(ctx, path)
+    parsed = config.parse(ctx, config.facts(path))
     assert parsed.path == f"{tmp_path}/run_dir/squid.conf"
     assert os.path.exists(parsed.path) and not os.path.exists(path)
     assert ctx.run_helper.calls[0][1][-4:] == ["-k", "parse", "-f", path]
@@ -57,7 +57,7 @@ def test_a_mounted_config_is_used_in_place(tmp_path):
     ctx = context(tmp_path)
     path = config.locate(ctx)
     assert path == f"{tmp_path}/etc/squid.conf"
-    assert config.parse(ctx, path).ports == (3999,)
+    assert config.parse(ctx, config.facts(path)).ports == (3999,)
 
 
 def test_a_missing_default_template_names_it_and_the_fix(tmp_path):
@@ -79,7 +79,7 @@ def test_a_rejected_config_quotes_squids_problem_lines_only(tmp_path):
               "2026/11/27| FATAL: Bungled squid.conf line 3: bogus", "2026/11/27| Squid Cache: Terminated abnormally."]
     ctx = context(tmp_path, Helpers(1, output))
     with pytest.raises(Fatal) as raised:
-        config.parse(ctx, config.locate(ctx))
+        config.parse(ctx, config.facts(config.locate(ctx)))
     message = str(raised.value)
     assert "is invalid: 2026/11/27| FATAL: Bungled squid.conf line 3: bogus | " in message
     assert "Processing" not in message
