@@ -49,11 +49,14 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
         from .execinit import ExecInit
 
         return ExecInit(wakeup_fd, settings, log).run(rest)
-    signals.uninstall()  # the other subcommands are ordinary programs
     if command == "health-server":
+        # A long-lived child of ours: it keeps the handlers and the wakeup pipe
+        # installed at start. Resetting them, even briefly, would let a stop
+        # signal in that window be lost.
         from .health.server import serve
 
-        return serve(settings, log)
+        return serve(settings, log, wakeup_fd)
+    signals.uninstall()  # the other subcommands are ordinary programs: TERM ends them
     if command == "check":
         from .health.probe import check
 

@@ -30,12 +30,32 @@ def _do_nothing(signum, frame):
     """The work happens in the loop, which reads the number from the wakeup pipe."""
 
 
+def ensure_standard_fds() -> None:
+    """Open /dev/null on whichever of fds 0, 1 and 2 we were started without.
+
+    Otherwise the next descriptor we open (the wakeup pipe) takes that number,
+    and a line written to "stdout" lands in the signal pipe. Must run before
+    anything else opens a file.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            # The lowest free number is fd itself: the smaller ones are open.
+            os.open(os.devnull, os.O_RDWR)
+
+
 def install() -> int:
-    """Install the handlers and the wakeup pipe; return the pipe's read end."""
+    """Install the wakeup pipe, then the handlers; return the pipe's read end.
+
+    In that order: a signal that arrives once its handler exists always finds
+    the pipe to write its number into, so none is lost between the two steps.
+    The handlers stay for the life of the process; nothing of ours resets them.
+    """
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for signum in HANDLED:
         signal.signal(signum, _do_nothing)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     return read_fd
 
 

@@ -397,9 +397,9 @@ def notify_ready(log: Logger) -> None:
 STOP_SIGNALS = signals.STOPPING + (signal.SIGQUIT,)
 
 
-def serve(settings: Settings, log: Logger) -> int:
-    """Run until SIGTERM, SIGINT or SIGQUIT; return 0. Fatal when it cannot listen."""
-    wakeup_fd = signals.install()
+def serve(settings: Settings, log: Logger, wakeup_fd: int) -> int:
+    """Run until SIGTERM, SIGINT or SIGQUIT; return 0. Fatal when it cannot listen.
+    ``wakeup_fd`` is the pipe __main__ installed with the handlers."""
     stop: list[int] = []
 
     def on_signals(signums: list[int]) -> None:
