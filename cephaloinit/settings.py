@@ -6,7 +6,13 @@ reported as one warning line naming the variable, the value and the default.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Mapping, NamedTuple
+
+# ASCII only: int() and float() also take other scripts' digits ("３１２８")
+# and underscores ("1_0"), which nobody means in an environment variable.
+_INTEGER = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class Settings(NamedTuple):
@@ -37,6 +43,9 @@ class Settings(NamedTuple):
 
 
 def _port(text: str) -> int:
+    text = text.strip()
+    if not _INTEGER.fullmatch(text):
+        raise ValueError
     value = int(text)
     if not 1 <= value <= 65535:
         raise ValueError
@@ -66,20 +75,33 @@ def _address(text: str) -> str:
 
 
 def _absolute_path(text: str) -> str:
-    if not text.startswith("/"):
+    """Paths are written into the squid.conf Squid runs, where whitespace
+    separates words, and into UTF-8 files and log lines."""
+    if not text.startswith("/") or any(character.isspace() for character in text):
         raise ValueError
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as surrogates
+        raise ValueError from None
     return text.rstrip("/") or "/"
 
 
+def _seconds(text: str) -> float:
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError
+    return float(text)
+
+
 def _seconds_or_zero(text: str) -> float:
-    value = float(text)
+    value = _seconds(text)
     if not 0 <= value < float("inf"):
         raise ValueError
     return value
 
 
 def _positive_seconds(text: str) -> float:
-    value = float(text)
+    value = _seconds(text)
     if not 0 < value < float("inf"):  # also rejects nan
         raise ValueError
     return value
@@ -95,16 +117,16 @@ VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
     "SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_seconds, "a number of seconds > 0"),
     "STARTUP_TIMEOUT": ("startup_timeout", _positive_seconds, "a number of seconds > 0"),
     "READINESS_DRAIN": ("readiness_drain", _seconds_or_zero, "a number of seconds >= 0"),
-    "SQUID_CONFIG": ("squid_config", _absolute_path, "an absolute path"),
-    "SQUID_DEFAULT_CONFIG": ("squid_default_config", _absolute_path, "an absolute path"),
-    "SQUID_BINARY": ("squid_binary", _absolute_path, "an absolute path"),
-    "SQUID_CERTGEN": ("squid_certgen", _absolute_path, "an absolute path"),
-    "TLS_DIR": ("tls_dir", _absolute_path, "an absolute path"),
-    "SQUID_RUN_DIR": ("run_dir", _absolute_path, "an absolute path"),
-    "SQUID_LOG_DIR": ("log_dir", _absolute_path, "an absolute path"),
-    "SQUID_LIB_DIR": ("lib_dir", _absolute_path, "an absolute path"),
-    "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, "an absolute path"),
-    "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, "an absolute path"),
+    "SQUID_CONFIG": ("squid_config", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_DEFAULT_CONFIG": ("squid_default_config", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_BINARY": ("squid_binary", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_CERTGEN": ("squid_certgen", _absolute_path, "an absolute path, no whitespace"),
+    "TLS_DIR": ("tls_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_RUN_DIR": ("run_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_LOG_DIR": ("log_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_LIB_DIR": ("lib_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, "an absolute path, no whitespace"),
 }
 
 

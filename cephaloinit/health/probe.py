@@ -62,6 +62,10 @@ def parse_url(url: str) -> Target:
         host, _, port_text = authority.partition(":")
     if not host:
         raise ProbeError(f"--url {url!r}: no host")
+    try:
+        host.encode("idna")  # what the resolver will need: "a..b" has an empty label
+    except UnicodeError:
+        raise ProbeError(f"--url {url!r}: {host!r} is not a valid host name") from None
     port = 80
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:

@@ -29,13 +29,17 @@ STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 # -- environment variables ----------------------------------------------------------
 INVALID = {
-    "port": ["0", "65536", "-1", "http", "3128.0", "0x10", "31 28"],
+    "port": ["0", "65536", "-1", "http", "3128.0", "0x10", "31 28", "３１２８", "3_128"],
     "address": ["nope", "256.0.0.1", "::g", "localhost", "127.0.0.1:8080", "*"],
     "level": ["TRACE", "verbose", "0", "INFOO"],
     "format": ["xml", "yaml", "JSONL", "plain"],
-    "positive": ["0", "-1", "-0.5", "nan", "inf", "-inf", "1e400", "soon", "30s", "1,5"],
-    "zero_or_more": ["-1", "nan", "inf", "x", "5 seconds"],
-    "path": ["relative", "./x", "~/x", "squid.conf", " /leading-space"],
+    "positive": ["0", "-1", "-0.5", "nan", "inf", "-inf", "1e400", "soon", "30s", "1,5", "1_0",
+                 "３"],
+    "zero_or_more": ["-1", "nan", "inf", "x", "5 seconds", "1_0", "٣"],
+    # whitespace would split the path in the squid.conf Squid runs; a byte that is
+    # not UTF-8 reaches Python as a lone surrogate
+    "path": ["relative", "./x", "~/x", "squid.conf", " /leading-space", "/my dir", "/tab\tdir",
+             "/not-utf8-\udcff"],
 }
 KIND = {
     "SQUID_PORT": "port", "HEALTH_PORT": "port", "HEALTH_BIND": "address", "LOG_LEVEL": "level",
@@ -177,6 +181,11 @@ class Layout:
     def validate(self, env: dict | None = None) -> subprocess.CompletedProcess:
         return run_cli(["validate"], {**self.env, **(env or {})})
 
+    def start(self, env: dict | None = None) -> subprocess.CompletedProcess:
+        """`run`, for what only a real start does (a dry run initialises no
+        cache); it must fail in its validators, or the test times out."""
+        return run_cli(["run"], {**self.env, **(env or {})}, timeout=20)
+
 
 @pytest.fixture
 def layout(tmp_path):
@@ -225,14 +234,14 @@ def test_config_1_a_directory(layout):
     os.unlink(layout.config)
     os.mkdir(layout.config)
     message = one_error(layout.validate())
-    assert message == (f"Cannot read Squid configuration {layout.config}: Is a directory; "
-                       f"make it readable by UID {UID} (GID {GID})")
+    assert message == (f"Squid configuration {layout.config} is a directory, not a regular file; "
+                       "mount a squid.conf file there")
 
 
 def test_config_1_includes_nested_too_deep(layout):
     layout.write_config(f"http_port 3128\ninclude {layout.config}\n")
     message = one_error(layout.validate())
-    assert message == (f"Cannot read Squid configuration {layout.config}: {layout.config}: "
+    assert message == (f"Squid configuration {layout.config} is invalid: {layout.config}: "
                        "includes nested more than 16 deep")
 
 
@@ -241,10 +250,103 @@ def test_config_1_default_cannot_be_rendered_into_the_run_directory(layout):
     blocker = f"{layout.root}/not-a-dir"
     open(blocker, "w").close()
     run_dir = f"{blocker}/run"
-    message = one_error(layout.validate({"SQUID_RUN_DIR": run_dir}))
+    message = one_error(layout.start({"SQUID_RUN_DIR": run_dir}))
     assert message == (f"Cannot write {run_dir}/squid.conf: Not a directory; the run directory "
                        f"{run_dir} must be writable by UID {UID} (GID {GID}): make it group 0 "
                        "and group-writable")
+    # validate's scratch directory would go there too
+    message = one_error(layout.validate({"SQUID_RUN_DIR": run_dir}))
+    assert message == (f"Cannot create a scratch directory in {run_dir}: Not a directory; the run "
+                       f"directory {run_dir} must be writable by UID {UID} (GID {GID}): make it "
+                       "group 0 and group-writable")
+
+
+needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+
+
+# -- files that are not regular files, and other inputs that once gave tracebacks -------
+def test_config_1_a_fifo_is_refused_without_blocking(layout):
+    os.unlink(layout.config)
+    os.mkfifo(layout.config)
+    message = one_error(layout.validate())
+    assert message == (f"Squid configuration {layout.config} is a FIFO, not a regular file; "
+                       "mount a squid.conf file there")
+
+
+def test_config_1_dev_zero_is_refused_without_reading_it(layout):
+    os.unlink(layout.config)
+    os.symlink("/dev/zero", layout.config)
+    message = one_error(layout.validate())
+    assert message == (f"Squid configuration {layout.config} is a character device, not a regular "
+                       "file; mount a squid.conf file there")
+
+
+def test_config_1_an_included_fifo_is_refused(layout):
+    fifo = f"{layout.root}/extra.conf"
+    os.mkfifo(fifo)
+    layout.write_config(f"http_port 3128\ninclude {fifo}\n")
+    message = one_error(layout.validate())
+    assert message == (f"Squid configuration {layout.config} is invalid: {layout.config} line 2: "
+                       f"cannot include {fifo}: {fifo} is a FIFO, not a regular file")
+
+
+@needs_openssl
+def test_config_1_an_included_private_key_is_refused_and_never_shown(layout):
+    layout.make_ca()
+    layout.write_config(f"http_port 3128\ninclude {layout.tls}/*\n")
+    result = layout.validate()
+    message = one_error(result)
+    assert message == (f"Squid configuration {layout.config} is invalid: {layout.tls}/tls.key holds "
+                       "a private key, not Squid configuration; include only configuration files "
+                       "(the CA belongs in TLS_DIR)")
+    key_lines = open(f"{layout.tls}/tls.key").read().splitlines()[1:-1]
+    output = (result.stdout + result.stderr).decode()
+    assert not any(line in output for line in key_lines)
+
+
+def test_config_1_the_default_template_not_utf8(layout):
+    os.unlink(layout.config)
+    template = f"{layout.root}/template.conf"
+    with open(template, "wb") as file:
+        file.write(b"http_port 3128\n\xff\xfe\n")
+    message = one_error(layout.validate({"SQUID_DEFAULT_CONFIG": template}))
+    assert message == (f"Cannot read the default Squid configuration {template}: not UTF-8 text "
+                       f"(byte 15); mount a squid.conf at {layout.config}")
+
+
+def test_config_1_a_relative_pid_filename(layout):
+    layout.write_config("http_port 3128\npid_filename squid.pid\n")
+    message = one_error(layout.validate())
+    assert message == (f"Squid configuration {layout.config} is invalid: {layout.config} line 2: "
+                       "pid_filename squid.pid is not an absolute path; write it in full, e.g. "
+                       "/var/run/squid/squid.pid")
+
+
+def test_directories_2_pid_filename_names_a_directory(layout):
+    run = layout.dirs["run"]
+    os.makedirs(run)
+    layout.write_config(f"http_port 3128\npid_filename {run}\n")
+    message = one_error(layout.validate())
+    assert message == (f"pid_filename {run} in the Squid configuration is a directory; name a file "
+                       f"in it, e.g. {run}/squid.pid")
+
+
+def test_directories_2_a_nul_byte_in_a_cache_dir_path(layout):
+    layout.write_config(f"http_port 3128\ncache_dir ufs {layout.root}/a\0b 100 16 256\n")
+    message = one_error(layout.validate())
+    assert message == (f"Directory '{layout.root}/a\\x00b' from the Squid configuration is not a "
+                       "valid path")
+
+
+@needs_openssl
+def test_tls_3_a_key_that_is_a_fifo_is_refused_without_blocking(layout):
+    layout.bump()
+    layout.make_ca()
+    os.unlink(f"{layout.tls}/tls.key")
+    os.mkfifo(f"{layout.tls}/tls.key")
+    message = one_error(layout.validate())
+    assert message == (f"The CA private key {layout.tls}/tls.key is a FIFO, not a regular file; "
+                       "mount the PEM file itself")
 
 
 def test_directories_2_cannot_be_created(layout):
@@ -271,7 +373,6 @@ def test_directories_2_a_cache_dir_under_a_file(layout):
     assert message.startswith(f"Cannot create directory {blocker}/cache as UID {UID}")
 
 
-needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
 
 
 def test_tls_3_certificate_missing(layout):
@@ -295,8 +396,8 @@ def test_tls_3_certificate_unreadable(layout):
     layout.bump()
     os.mkdir(f"{layout.tls}/tls.crt")
     message = one_error(layout.validate())
-    assert message == (f"Cannot read the CA certificate {layout.tls}/tls.crt: Is a directory; "
-                       f"make it readable by UID {UID} (GID {GID})")
+    assert message == (f"The CA certificate {layout.tls}/tls.crt is a directory, not a regular file; "
+                       "mount the PEM file itself")
 
 
 def test_tls_3_certificate_not_pem(layout):
@@ -406,7 +507,8 @@ def test_parse_4_squid_binary_not_executable(layout):
 def test_cache_5_squid_z_fails(layout):
     cache = f"{layout.root}/swap"
     layout.write_config(f"http_port 3128\ncache_dir ufs {cache} 100 16 256\n")
-    message = one_error(layout.validate())
+    assert layout.validate().returncode == 0  # a dry run leaves swap directories alone
+    message = one_error(layout.start())
     assert message == (f"Cannot initialise the cache directories {cache}: 2026/01/01 00:00:00| "
                        "FATAL: cannot create swap directories")
 
@@ -431,6 +533,7 @@ def test_status_without_a_published_state_is_one_error_line(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--timeout", "soon"], "cephaloinit check: --timeout 'soon': expected a number of seconds > 0"),
+    (["--url", "http://a..b/"], "cephaloinit check: --url 'http://a..b/': 'a..b' is not a valid host name"),
 ])
 def test_check_argument_mistakes_are_one_line_exit_1(args, expected):
     result = run_cli(["check", *args], {})
