@@ -18,9 +18,9 @@ import sys
 import time
 from typing import Callable
 
-from . import __version__, children, logs, procfs, signals, squid, statefile, validators
+from . import __version__, children, logs, redact, signals, squid, squidconf, statefile, validators
 from .children import Child, Children
-from .errors import EXIT_OK, Fatal
+from .errors import EXIT_FAILURE, EXIT_OK, Fatal
 from .logs import Logger
 from .loop import Loop, Timer
 from .settings import Settings
@@ -88,7 +88,7 @@ class Supervisor:
         self.stop_signal: int | None = None
         self.failure: str | None = None  # a fatal event seen in a callback
         self.reload_requested = False
-        self.config: squid.SquidConfig | None = None
+        self.config: squidconf.SquidConfig | None = None
         self.squid: Child | None = None
         self.health: Child | None = None
         self.health_ready = False
@@ -97,6 +97,8 @@ class Supervisor:
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
         self.squid_interrupted = False
+        self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
+        self.scratch_dir: str | None = None  # `validate` writes only here
 
     # -- the contract ----------------------------------------------------------
     def run(self) -> int:
@@ -122,7 +124,24 @@ class Supervisor:
             return fatal.code
 
     def validate_only(self) -> int:
-        """`cephaloinit validate`: the validators alone, then exit 0 or 1."""
+        """`cephaloinit validate`: the validators alone, then exit 0 or 1.
+
+        A dry run, also inside a running container (`docker exec ... validate`):
+        it writes only into a scratch directory of its own, publishes no
+        state, and leaves the pid file, the merged CA and the swap
+        directories of the running Squid alone."""
+        import shutil
+        import tempfile
+
+        try:
+            os.makedirs(self.settings.run_dir, exist_ok=True)
+            self.scratch_dir = tempfile.mkdtemp(prefix=".validate-", dir=self.settings.run_dir)
+        except OSError as error:
+            run_dir = self.settings.run_dir
+            self.log.error(f"Cannot create a scratch directory in {run_dir}: {error.strerror}; the "
+                           f"run directory {run_dir} must be writable by UID {os.getuid()} "
+                           f"(GID {os.getgid()}): make it group 0 and group-writable")
+            return EXIT_FAILURE
         try:
             self.validate()
         except StopRequested:
@@ -132,11 +151,14 @@ class Supervisor:
             self.log.error(str(fatal))
             self.stop_children()
             return fatal.code
+        finally:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return EXIT_OK
 
-    def validate(self) -> squid.SquidConfig:
+    def validate(self) -> squidconf.SquidConfig:
         self.enter(State.VALIDATING)  # INITIALIZING -> VALIDATING
         self.log.info("Validating Squid configuration...")
+        self.mounted = os.path.lexists(self.settings.squid_config)
         config = validators.validate(self.validator_context())
         self.log.info("Configuration validation passed")
         return config
@@ -172,7 +194,8 @@ class Supervisor:
         self.log.info("Received signal SIGHUP, validating the configuration before reloading Squid")
         self.set_ready(False, "reloading")
         try:
-            config = validators.validate_config(self.validator_context())
+            config = validators.validate(self.validator_context()._replace(reload=True,
+                                                                           mounted=self.mounted))
         except Fatal as fatal:
             if self.failure is not None:  # Squid died meanwhile: not a config problem
                 raise
@@ -273,7 +296,8 @@ class Supervisor:
         try:
             helper = self.children.spawn(
                 name, argv, os.environ,
-                capture=lambda line: output.append(line.decode("utf-8", "replace").rstrip()))
+                # Helpers quote what they choke on: never let that be key material.
+                capture=lambda line: output.append(redact.line(line.decode("utf-8", "replace").rstrip())))
         except OSError as error:
             raise Fatal(f"Cannot run {name} ({argv[0]}): {error.strerror}") from None
         if not self.wait_until(lambda: not helper.running, self.loop.clock() + timeout):
@@ -410,7 +434,10 @@ class Supervisor:
 
     def publish(self) -> None:
         """Tell the health server where we are; before the run directory has been
-        validated there may be nowhere to write, and nobody to read it yet."""
+        validated there may be nowhere to write, and nobody to read it yet. A
+        dry run publishes nothing: the state file may be a running supervisor's."""
+        if self.scratch_dir is not None:
+            return
         config = self.config
         state = {
             "state": self.state.value,
@@ -436,4 +463,5 @@ class Supervisor:
                                  "may be stale")
 
     def validator_context(self) -> validators.Context:
-        return validators.Context(self.settings, self.run_helper, self.log, os.getuid(), os.getgid())
+        return validators.Context(self.settings, self.run_helper, self.log, os.getuid(), os.getgid(),
+                                  scratch_dir=self.scratch_dir)

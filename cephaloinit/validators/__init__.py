@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 from ..errors import Fatal
 from ..logs import Logger
 from ..settings import Settings
-from ..squid import SquidConfig
+from ..squidconf import SquidConfig
 
 
 class HelperResult(NamedTuple):
@@ -31,23 +31,28 @@ class Context(NamedTuple):
     log: Logger
     uid: int
     gid: int
+    # `cephaloinit validate`, perhaps beside a running supervisor: what it
+    # writes goes here, and nothing the supervisor or Squid owns is touched.
+    scratch_dir: str | None = None
+    # A reload: Squid is running on the config validated before.
+    reload: bool = False
+    # Whether the running config is the mounted one (a reload must not fall
+    # back to the image's default because the mounted file went away).
+    mounted: bool = False
 
-
-def validate_config(context: Context) -> SquidConfig:
-    """What a reload runs again: the config, its certificate, Squid's parse."""
-    from . import config, tls
-
-    found = config.facts(config.locate(context))
-    tls.check(context, found)
-    return config.parse(context, found)
+    @property
+    def dry_run(self) -> bool:
+        return self.scratch_dir is not None
 
 
 def validate(context: Context) -> SquidConfig:
-    """Every validator, in order. Returns the config Squid will run with.
+    """Every validator, in order, at start-up and again for a reload. Returns
+    the config Squid will run with.
 
     Squid's own parse comes after the directories and the certificate merge,
     not before: parsing an ssl-bump config loads the merged signing
-    certificate, and fails when it is not there yet.
+    certificate, and fails when it is not there yet. Swap directories come
+    last, once Squid has accepted the config that names them.
     """
     from . import cache, config, directories, tls
 
@@ -59,4 +64,4 @@ def validate(context: Context) -> SquidConfig:
     return squid_config
 
 
-__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "validate", "validate_config"]
+__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "validate"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import Fatal
-from ..squid import SquidConfig
+from ..squidconf import SquidConfig
 from . import Context
 
 
@@ -28,6 +28,8 @@ def ensure_writable(path: str, context: Context) -> None:
            f"or mount a writable volume there")
     try:
         os.makedirs(path, mode=0o775, exist_ok=True)
+    except ValueError:  # a NUL byte in a path from squid.conf
+        raise Fatal(f"Directory {path!r} from the Squid configuration is not a valid path") from None
     except OSError as error:
         raise Fatal(f"Cannot create directory {path} as UID {context.uid} (GID {context.gid}): "
                     f"{error.strerror}; {fix}") from None
@@ -43,8 +45,18 @@ def ensure_writable(path: str, context: Context) -> None:
 def check(context: Context, config: SquidConfig) -> None:
     for path in runtime_directories(context, config):
         ensure_writable(path, context)
+    if config.pid_file and os.path.isdir(config.pid_file):
+        raise Fatal(f"pid_filename {config.pid_file} in the Squid configuration is a directory; "
+                    f"name a file in it, e.g. {config.pid_file}/squid.pid")
+    if context.dry_run or context.reload:
+        return  # the pid file may be the running Squid's
     if config.pid_file and os.path.lexists(config.pid_file):
         # Squid has not been started yet, so any pid file is stale; left in
         # place, its PID may belong to one of our children now and Squid would
         # refuse to start ("already running").
-        os.unlink(config.pid_file)
+        try:
+            os.unlink(config.pid_file)
+        except OSError as error:
+            raise Fatal(f"Cannot remove the stale pid file {config.pid_file}: {error.strerror}; "
+                        "remove it, or make its directory writable by UID "
+                        f"{context.uid} without the sticky bit") from None

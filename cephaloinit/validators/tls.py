@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Callable
 
-from .. import squid
+from .. import squid, squidconf, userfiles
 from ..errors import Fatal
 from . import Context
 
@@ -20,8 +21,9 @@ MERGED_NAME = "squid-ca.pem"
 
 def _read_pem(path: str, label: str, markers: tuple[bytes, ...], context: Context) -> bytes:
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        data = userfiles.read_bytes(path, userfiles.MAX_PEM_BYTES)
+    except userfiles.NotAFile as error:
+        raise Fatal(f"The {label} {error}; mount the PEM file itself") from None
     except FileNotFoundError:
         raise Fatal(f"ssl-bump is configured but the {label} {path} is missing; mount it "
                     f"(TLS_DIR={context.settings.tls_dir})") from None
@@ -33,8 +35,10 @@ def _read_pem(path: str, label: str, markers: tuple[bytes, ...], context: Contex
     return data
 
 
-def merge(lib_dir: str, certificate: bytes, key: bytes) -> str:
-    """Write certificate + key to lib_dir/squid-ca.pem, mode 0600, atomically."""
+def merge(lib_dir: str, certificate: bytes, key: bytes,
+          verify: Callable[[str], None] = lambda path: None) -> str:
+    """Write certificate + key to lib_dir/squid-ca.pem, mode 0600, atomically;
+    ``verify`` sees the merged copy before it is put in place, and may raise."""
     final = os.path.join(lib_dir, MERGED_NAME)
     temporary = f"{final}.{os.getpid()}.tmp"
     try:
@@ -44,6 +48,7 @@ def merge(lib_dir: str, certificate: bytes, key: bytes) -> str:
                 file.write(certificate.rstrip(b"\n") + b"\n" + key.rstrip(b"\n") + b"\n")
                 file.flush()
                 os.fsync(file.fileno())
+            verify(temporary)
             os.replace(temporary, final)
         except BaseException:
             # The temporary file holds the CA key: never leave it behind.
@@ -56,7 +61,7 @@ def merge(lib_dir: str, certificate: bytes, key: bytes) -> str:
     return final
 
 
-def check(context: Context, config: squid.SquidConfig) -> str | None:
+def check(context: Context, config: squidconf.SquidConfig) -> str | None:
     if not config.ssl_bump:
         return None
     settings = context.settings
@@ -67,19 +72,26 @@ def check(context: Context, config: squid.SquidConfig) -> str | None:
                     (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY-----",
                      b"-----BEGIN EC PRIVATE KEY-----", b"-----BEGIN ENCRYPTED PRIVATE KEY-----"),
                     context)
-    import ssl  # only with ssl-bump: libssl and libcrypto cost PID 1 some 6 MB of memory
 
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path, password=b"")
-    except ssl.SSLError as error:
-        if b"ENCRYPTED" in key:  # PKCS#8 "ENCRYPTED PRIVATE KEY", or "Proc-Type: 4,ENCRYPTED"
-            raise Fatal(f"The CA private key {key_path} is encrypted and there is nobody to ask "
-                        "for its passphrase; mount an unencrypted key") from None
-        reason = ("they do not match" if "KEY_VALUES_MISMATCH" in str(error)
-                  else error.reason or "OpenSSL cannot load them")
-        raise Fatal(f"The CA certificate {cert_path} and private key {key_path} cannot be "
-                    f"used together: {reason}; mount a matching, unencrypted pair") from None
-    merged = merge(settings.lib_dir, certificate, key)
+    def usable_together(merged_copy: str) -> None:
+        # OpenSSL opens only our own regular copy, never the user's paths.
+        import ssl  # only with ssl-bump: libssl and libcrypto cost PID 1 some 6 MB of memory
+
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(merged_copy, password=b"")
+        except ssl.SSLError as error:
+            if b"ENCRYPTED" in key:  # PKCS#8 "ENCRYPTED PRIVATE KEY", or "Proc-Type: 4,ENCRYPTED"
+                raise Fatal(f"The CA private key {key_path} is encrypted and there is nobody to ask "
+                            "for its passphrase; mount an unencrypted key") from None
+            reason = ("they do not match" if "KEY_VALUES_MISMATCH" in str(error)
+                      else error.reason or "OpenSSL cannot load them")
+            raise Fatal(f"The CA certificate {cert_path} and private key {key_path} cannot be "
+                        f"used together: {reason}; mount a matching, unencrypted pair") from None
+
+    target = settings.lib_dir
+    if context.dry_run and os.path.isfile(os.path.join(target, MERGED_NAME)):
+        target = context.scratch_dir  # that one is the running Squid's
+    merged = merge(target, certificate, key, usable_together)
     database = config.certificate_db or os.path.join(settings.lib_dir, "ssl_db")
     if not os.path.exists(database):
         result = context.run_helper(

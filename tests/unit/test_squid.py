@@ -14,62 +14,6 @@ def write(path, text):
     return str(path)
 
 
-def test_facts_of_a_plain_config(tmp_path):
-    config = squid.read_config(write(tmp_path / "squid.conf", """\
-# http_port 9999 is a comment
-http_port 3129
-http_port 127.0.0.1:3130 name=second
-http_port [::1]:3131
-pid_filename /run/x/squid.pid
-cache_dir ufs /cache/one 100 16 256
-cache_dir rock /cache/two 100
-"""))
-    assert config.ports == (3129, 3130, 3131)
-    assert config.pid_file == "/run/x/squid.pid"
-    assert config.cache_dirs == (squid.CacheDir("ufs", "/cache/one"), squid.CacheDir("rock", "/cache/two"))
-    assert config.ssl_bump is False
-    assert config.certificate_db is None
-
-
-def test_defaults_when_the_config_says_nothing(tmp_path):
-    config = squid.read_config(write(tmp_path / "squid.conf", "http_access deny all\n"))
-    assert config.ports == ()
-    assert config.pid_file == squid.DEFAULT_PID_FILE
-    assert config.cache_dirs == ()
-
-
-def test_pid_filename_none(tmp_path):
-    assert squid.read_config(write(tmp_path / "c", "pid_filename none\n")).pid_file is None
-
-
-def test_ssl_bump_is_detected_from_directives_not_comments(tmp_path):
-    commented = squid.read_config(write(tmp_path / "a", "# ssl_bump bump all\nhttp_port 3128\n"))
-    assert commented.ssl_bump is False
-    bumped = squid.read_config(write(tmp_path / "b", """\
-http_port 3128 ssl-bump tls-cert=/x.pem
-sslcrtd_program /usr/lib/squid/security_file_certgen -s /var/lib/squid/db -M 4MB
-"""))
-    assert bumped.ssl_bump is True
-    assert bumped.certificate_db == "/var/lib/squid/db"
-
-
-def test_includes_are_followed_and_continuations_joined(tmp_path):
-    (tmp_path / "conf.d").mkdir()
-    write(tmp_path / "conf.d" / "10-bump.conf", "ssl_bump bump all\n")
-    write(tmp_path / "conf.d" / "20-port.conf", "http_port \\\n 4000\n")
-    config = squid.read_config(write(tmp_path / "squid.conf",
-                                     f"http_port 3128\ninclude {tmp_path}/conf.d/*.conf\n"))
-    assert config.ports == (3128, 4000)
-    assert config.ssl_bump is True
-
-
-def test_include_loops_are_bounded(tmp_path):
-    path = tmp_path / "loop.conf"
-    write(path, f"include {path}\n")
-    with pytest.raises(squid.ConfigError, match="nested more than"):
-        squid.read_config(str(path))
-
-
 def test_the_default_config_renders_every_placeholder(tmp_path):
     with open(f"{REPO}/container/squid.conf.default") as file:
         template = file.read()

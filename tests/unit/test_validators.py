@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from cephaloinit import squid, validators
+from cephaloinit import squidconf, validators
 from cephaloinit.errors import Fatal
 from cephaloinit.logs import Logger
 from cephaloinit.settings import Settings
@@ -37,7 +37,7 @@ def context(tmp_path, helpers=None, **overrides):
 def facts(tmp_path, **fields):
     defaults = dict(path=str(tmp_path / "squid.conf"), ports=(3128,), pid_file=None,
                     cache_dirs=(), ssl_bump=False, certificate_db=None)
-    return squid.SquidConfig(**{**defaults, **fields})
+    return squidconf.SquidConfig(**{**defaults, **fields})
 
 
 # -- config ------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def test_directories_are_created_and_a_stale_pid_file_removed(tmp_path):
     pid_file.write_text("12\n")
     ctx = context(tmp_path)
     directories.check(ctx, facts(tmp_path, pid_file=str(pid_file),
-                                 cache_dirs=(squid.CacheDir("ufs", str(tmp_path / "c1")),)))
+                                 cache_dirs=(squidconf.CacheDir("ufs", str(tmp_path / "c1")),)))
     for name in ("run_dir", "log_dir", "lib_dir", "spool_dir", "cache_dir", "c1"):
         assert (tmp_path / name).is_dir()
     assert not pid_file.exists()
@@ -158,9 +158,11 @@ def test_a_mismatched_key_is_refused_without_its_content(tmp_path):
     make_pair(tmp_path / "tls_dir", "other")
     os.replace(tmp_path / "tls_dir" / "other.key", tmp_path / "tls_dir" / "tls.key")
     key = (tmp_path / "tls_dir" / "tls.key").read_text()
+    (tmp_path / "lib_dir").mkdir()
     with pytest.raises(Fatal) as raised:
         tls.check(context(tmp_path), facts(tmp_path, ssl_bump=True))
     assert "cannot be used together: they do not match" in str(raised.value)
+    assert os.listdir(tmp_path / "lib_dir") == []  # the refused pair was never put in place
     body = "".join(line for line in key.splitlines() if "-----" not in line)
     assert body[:20] not in str(raised.value)
 
@@ -180,11 +182,15 @@ def test_merge_failure_leaves_no_temporary_and_names_the_file(tmp_path):
 
 # -- cache ------------------------------------------------------------------------------
 def test_cache_dirs_are_initialised_only_when_missing(tmp_path):
-    ufs = squid.CacheDir("ufs", str(tmp_path / "ufs"))
-    rock = squid.CacheDir("rock", str(tmp_path / "rock"))
+    ufs = squidconf.CacheDir("ufs", str(tmp_path / "ufs"))
+    rock = squidconf.CacheDir("rock", str(tmp_path / "rock"))
     helpers = Helpers()
+    (tmp_path / "run_dir").mkdir()
     cache.check(context(tmp_path, helpers), facts(tmp_path, cache_dirs=(ufs, rock)))
     assert [name for name, _ in helpers.calls] == ["squid -z"]
+    # without the pid file, so that it also runs beside a live Squid (a reload)
+    swap_config = helpers.calls[0][1][-1]
+    assert open(swap_config).read() == f"include {tmp_path}/squid.conf\npid_filename none\n"
     (tmp_path / "ufs" / "00").mkdir(parents=True)
     (tmp_path / "rock").mkdir()
     (tmp_path / "rock" / "rock").write_text("")
@@ -193,7 +199,16 @@ def test_cache_dirs_are_initialised_only_when_missing(tmp_path):
     assert helpers.calls == []
 
 
+def test_a_dry_run_initialises_no_cache_dir(tmp_path):
+    ufs = squidconf.CacheDir("ufs", str(tmp_path / "ufs"))
+    helpers = Helpers()
+    ctx = context(tmp_path, helpers)._replace(scratch_dir=str(tmp_path / "scratch"))
+    cache.check(ctx, facts(tmp_path, cache_dirs=(ufs,)))
+    assert helpers.calls == []
+
+
 def test_a_failing_squid_z_is_reported(tmp_path):
-    ufs = squid.CacheDir("ufs", str(tmp_path / "ufs"))
+    ufs = squidconf.CacheDir("ufs", str(tmp_path / "ufs"))
+    (tmp_path / "run_dir").mkdir()
     with pytest.raises(Fatal, match="Cannot initialise the cache directories .*: no space"):
         cache.check(context(tmp_path, Helpers(1, ["no space"])), facts(tmp_path, cache_dirs=(ufs,)))

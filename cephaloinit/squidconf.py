@@ -1,0 +1,209 @@
+"""squid.conf read the way Squid reads it, and the facts the supervisor acts on.
+
+Squid's own reader, followed here rule by rule: leading whitespace is
+dropped; a line whose first character is then ``#`` is a comment; a line
+ending in a backslash continues on the next (whose leading whitespace is
+dropped); trailing whitespace is dropped; the macros ``${service_name}``,
+``${process_name}`` and ``${process_number}`` are replaced; ``if EXPR`` /
+``else`` / ``endif`` select lines (EXPR is ``true``, ``false`` or
+``INTEGER = INTEGER``); ``include`` takes paths and globs, relative ones
+resolved from the working directory, nested at most 16 deep. Everything else
+is a directive: its name and whitespace-separated words.
+
+Readiness, the drain, the validators and the cache manager all use what
+this module returns; nothing else parses squid.conf.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import NamedTuple
+
+from . import userfiles
+
+MAX_INCLUDE_DEPTH = 16  # Squid's own limit
+# What Squid run as `squid -N -f CONF` substitutes: no -n service name, and
+# the one process, which is no SMP kid, is "squid" number 0.
+MACROS = {"${service_name}": "squid", "${process_name}": "squid", "${process_number}": "0"}
+# Debian's compiled-in pid_filename, used when a config does not name one.
+DEFAULT_PID_FILE = "/run/squid.pid"
+# A file holding one of these is key material, never configuration: it is
+# refused before Squid could quote it back in an error message.
+KEY_MARKERS = (b"PRIVATE KEY-----",)
+
+
+class ConfigError(ValueError):
+    """A config Squid would refuse too, or one we must not hand to Squid."""
+
+
+class Directive(NamedTuple):
+    name: str
+    args: tuple[str, ...]
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file} line {self.line}"
+
+
+class CacheDir(NamedTuple):
+    kind: str  # ufs, aufs, diskd, rock
+    path: str
+
+
+class SquidConfig(NamedTuple):
+    """The few facts of a squid.conf the supervisor acts on."""
+
+    path: str
+    ports: tuple[int, ...]
+    pid_file: str | None  # None: "pid_filename none"
+    cache_dirs: tuple[CacheDir, ...]
+    ssl_bump: bool
+    certificate_db: str | None  # the -s directory of sslcrtd_program
+    directives: tuple[Directive, ...] = ()
+
+    def named(self, name: str) -> list[Directive]:
+        return [d for d in self.directives if d.name == name]
+
+
+def read_text(path: str) -> str:
+    """One config file's text; refuses what is not a regular file, and key material."""
+    data = userfiles.read_bytes(path, userfiles.MAX_CONFIG_BYTES)
+    if any(marker in data for marker in KEY_MARKERS):
+        raise ConfigError(f"{path} holds a private key, not Squid configuration; "
+                          "include only configuration files (the CA belongs in TLS_DIR)")
+    return data.decode("utf-8", "replace")
+
+
+def expand(text: str) -> str:
+    for macro, value in MACROS.items():
+        text = text.replace(macro, value)
+    return text
+
+
+def logical_lines(text: str):
+    """(line number, line) with comments, blank lines and continuations handled."""
+    pending, start = "", 0
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.split("\r", 1)[0].lstrip()
+        if not line or line.startswith("#"):
+            continue
+        if not pending:
+            start = number
+        pending += line
+        if pending.endswith("\\"):
+            pending = pending[:-1]
+            continue
+        yield start, expand(pending.rstrip())
+        pending = ""
+    if pending:
+        yield start, expand(pending.rstrip())
+
+
+def _statement(line: str, word: str) -> str | None:
+    """The rest of ``line`` when it is the statement ``word``, else None."""
+    if line == word:
+        return ""
+    if line.startswith(word) and line[len(word)].isspace():
+        return line[len(word):].strip()
+    return None
+
+
+def _integer(text: str) -> int:
+    return int(text, 0)  # like strtol(..., 0): 10, 0x10, 010
+
+
+def evaluate(expression: str, where: str) -> bool:
+    if expression in ("true", "false"):
+        return expression == "true"
+    left, equals, right = expression.partition("=")
+    try:
+        if equals:
+            return _integer(left.strip()) == _integer(right.strip())
+    except ValueError:
+        pass
+    raise ConfigError(f"{where}: cannot evaluate 'if {expression}': Squid accepts true, false "
+                      "or INTEGER = INTEGER")
+
+
+def directives(path: str, depth: int = 0) -> list[Directive]:
+    """Every directive of ``path`` and what it includes, in Squid's order."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
+    found: list[Directive] = []
+    conditions: list[bool] = []
+    for number, line in logical_lines(read_text(path)):
+        where = f"{path} line {number}"
+        if (expression := _statement(line, "if")) is not None:
+            conditions.append(evaluate(expression, where))
+        elif _statement(line, "endif") is not None or _statement(line, "else") is not None:
+            if not conditions:
+                raise ConfigError(f"{where}: '{line.split()[0]}' without 'if'")
+            if line.startswith("else"):
+                conditions[-1] = not conditions[-1]
+            else:
+                conditions.pop()
+        elif not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
+            words = line.split()
+            if words[0] == "include" and len(words) > 1:
+                found.extend(included(words[1:], where, depth))
+            else:
+                found.append(Directive(words[0], tuple(words[1:]), path, number))
+    if conditions:
+        raise ConfigError(f"{path}: 'if' without 'endif'")
+    return found
+
+
+def included(patterns: list[str], where: str, depth: int) -> list[Directive]:
+    found: list[Directive] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise ConfigError(f"{where}: include {pattern} matches no file")
+        for match in matches:
+            try:
+                found.extend(directives(match, depth + 1))
+            except (OSError, userfiles.NotAFile) as error:
+                reason = error.strerror if isinstance(error, OSError) else str(error)
+                raise ConfigError(f"{where}: cannot include {match}: {reason}") from None
+    return found
+
+
+def _port(spec: str) -> int:
+    """The port of an http_port argument: 3128, 0.0.0.0:3128, [::1]:3128."""
+    return int(spec.rsplit(":", 1)[-1])
+
+
+def read_config(path: str) -> SquidConfig:
+    """The facts of the config at ``path``. Raises OSError, userfiles.NotAFile
+    or ConfigError."""
+    every = tuple(directives(path))
+    ports: list[int] = []
+    pid_file: str | None = DEFAULT_PID_FILE
+    cache_dirs: list[CacheDir] = []
+    ssl_bump = False
+    certificate_db = None
+    for directive in every:
+        name, args = directive.name, directive.args
+        if name in ("http_port", "https_port") and args:
+            try:
+                ports.append(_port(args[0]))
+            except ValueError:
+                pass  # squid -k parse names the problem
+            if "ssl-bump" in args:
+                ssl_bump = True
+        elif name == "ssl_bump":
+            ssl_bump = True
+        elif name == "pid_filename" and args:
+            pid_file = None if args[0] == "none" else args[0]
+            if pid_file is not None and not os.path.isabs(pid_file):
+                raise ConfigError(f"{directive.where}: pid_filename {pid_file} is not an absolute "
+                                  "path; write it in full, e.g. /var/run/squid/squid.pid")
+        elif name == "cache_dir" and len(args) >= 2:
+            cache_dirs.append(CacheDir(args[0], args[1]))
+        elif name == "sslcrtd_program" and "-s" in args[:-1]:
+            certificate_db = args[args.index("-s") + 1]
+    return SquidConfig(path, tuple(ports), pid_file, tuple(cache_dirs), ssl_bump, certificate_db,
+                       every)
