@@ -58,8 +58,9 @@ class Init:
     """A running cephaloinit; stdout and stderr merged, read as lines with deadlines."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, pid_one: bool = True,
-                 uid: int | None = None):
-        command = [sys.executable, "-m", "cephaloinit", *args]
+                 uid: int | None = None, wrapper: list[str] | None = None):
+        # wrapper: a command that execs the rest (e.g. to start it with a descriptor closed)
+        command = [*(wrapper or []), sys.executable, "-m", "cephaloinit", *args]
         if pid_one:
             command = pid_one_command(command, uid)
         full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, **(env or {})}
@@ -149,8 +150,8 @@ def start():
         pytest.skip("needs root and unshare(1) for PID namespaces")
     started: list[Init] = []
 
-    def _start(args, env=None, pid_one=True, uid=None) -> Init:
-        init = Init(args, env, pid_one, uid)
+    def _start(args, env=None, pid_one=True, uid=None, wrapper=None) -> Init:
+        init = Init(args, env, pid_one, uid, wrapper)
         started.append(init)
         return init
 

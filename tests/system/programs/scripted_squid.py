@@ -19,14 +19,22 @@ FAKE_ORPHANS        leave this many orphans behind once listening
 
 TERM, INT and QUIT end it (exit 0) unless ignored. Client connections are
 accepted and held open, as a client in the middle of a download would be.
+
+Signals are blocked first thing and taken one at a time by the main thread
+(sigtimedwait), never handled inside a handler: a handler that prints can
+be interrupted by the next signal's handler in the middle of the print.
 """
 
-import os
 import signal
-import socket
-import sys
-import threading
-import time
+
+HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)  # pending from here on, never lost
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 
 def note(text: str, stdout: bool = True) -> None:
@@ -39,9 +47,16 @@ def note(text: str, stdout: bool = True) -> None:
         print(line, flush=True)
 
 
-def wait_for(path: str) -> None:
-    while not os.path.exists(path):  # a gate the test opens; 10 ms is plenty
-        time.sleep(0.01)
+def wait_for(path: str, take_signals: bool = True) -> None:
+    """Until the test opens the gate (checked every 10 ms), taking signals in
+    the meantime, or leaving them to their handlers."""
+    while not os.path.exists(path):
+        if not take_signals:
+            time.sleep(0.01)
+            continue
+        info = signal.sigtimedwait(HANDLED, 0.01)
+        if info is not None:
+            on_signal(info.si_signo)
 
 
 def ignored(variable: str) -> set[str]:
@@ -57,10 +72,11 @@ if "-k" in args:  # squid -k parse: the output is captured by the supervisor, no
     signal.signal(signal.SIGTERM, parse_stopped)
     for name in ignored("FAKE_PARSE_IGNORE"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     note("parse started", stdout=False)
     gate = os.environ.get("FAKE_PARSE_GATE")
     if gate:
-        wait_for(gate)
+        wait_for(gate, take_signals=False)
     with open(args[args.index("-f") + 1]) as file:
         code = 1 if "no_such_directive" in file.read() else 0
     if code:
@@ -68,6 +84,22 @@ if "-k" in args:  # squid -k parse: the output is captured by the supervisor, no
     sys.exit(code)
 if "-z" in args:
     sys.exit(0)
+
+
+def on_signal(signum: int) -> None:
+    name = signal.Signals(signum).name
+    note(f"got {name}")
+    if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        note(f"exiting on {name}")
+        os._exit(0)
+    if signum == signal.SIGHUP and os.environ.get("FAKE_HUP_CLOSES") == "1" and state["listener"]:
+        # shutdown first: a close alone leaves the socket listening while the
+        # accept thread is still blocked in accept() on it.
+        state["listener"].shutdown(socket.SHUT_RDWR)
+        state["listener"].close()
+        state["listener"] = None
+        note("listener closed for good")
+
 
 config = args[args.index("-f") + 1]
 port, pid_file = None, None
@@ -83,28 +115,11 @@ state = {"listener": None}
 held = []
 IGNORED = ignored("FAKE_IGNORE")
 
-
-def on_signal(signum, frame):
-    name = signal.Signals(signum).name
-    note(f"got {name}")
-    if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        note(f"exiting on {name}")
-        os._exit(0)
-    if signum == signal.SIGHUP and os.environ.get("FAKE_HUP_CLOSES") == "1" and state["listener"]:
-        # shutdown first: a close alone leaves the socket listening while the
-        # accept thread is still blocked in accept() on it.
-        state["listener"].shutdown(socket.SHUT_RDWR)
-        state["listener"].close()
-        state["listener"] = None
-        note("listener closed for good")
-
-
-for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
-               signal.SIGUSR1, signal.SIGUSR2):
-    if signal.Signals(signum).name in IGNORED:
-        signal.signal(signum, signal.SIG_IGN)
-    else:
-        signal.signal(signum, on_signal)
+# A blocked signal is queued even when ignored: ignored ones are unblocked.
+for signum in [s for s in HANDLED if s.name in IGNORED]:
+    signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    HANDLED.discard(signum)
 
 note(f"started as PID {os.getpid()}")
 if os.environ.get("FAKE_START_EXIT"):
@@ -131,12 +146,8 @@ def accept_forever(sock):
         note("client connected")
 
 
-# The accept thread must never be the one the kernel delivers a signal to:
-# Python runs handlers in the main thread, which would sleep on in pause().
-HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
-signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+# The accept thread inherits the blocked mask: signals stay for the main thread.
 threading.Thread(target=accept_forever, args=(listener,), daemon=True).start()
-signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 if pid_file:
     with open(pid_file, "w") as file:
         file.write(f"{os.getpid()}\n")
@@ -156,4 +167,4 @@ if orphans:
     note(f"left {orphans} orphans")
 
 while True:
-    signal.pause()
+    on_signal(signal.sigwaitinfo(HANDLED).si_signo)
