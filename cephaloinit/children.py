@@ -125,11 +125,13 @@ def _fork_exec(argv: list[str], env: Mapping[str, str], actions: list[tuple[int,
                 for signum in signals.RESET_IN_CHILDREN:
                     signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
                 if process_group:
-                    os.setpgid(0, 0)
-                    try:  # the foreground, so that CMD may read its terminal
-                        os.tcsetpgrp(0, os.getpgrp())
+                    try:
+                        foreground = os.tcgetpgrp(0) == os.getpgrp()
                     except OSError:  # no terminal on stdin
-                        pass
+                        foreground = False
+                    os.setpgid(0, 0)
+                    if foreground:  # hand it on, so that CMD may read its terminal
+                        os.tcsetpgrp(0, os.getpgrp())
                 for _, source, target in actions:
                     os.dup2(source, target)
                 signal.pthread_sigmask(signal.SIG_SETMASK,
@@ -176,8 +178,8 @@ class Children:
         line to ours, or to ``capture`` when given; otherwise it shares our
         descriptors (for a terminal). With ``notify`` it gets a pipe on fd
         NOTIFY_FD, and ``notify`` receives what it writes there. With
-        ``process_group`` it leads a process group of its own (and gets the
-        terminal's foreground, if there is one). With ``inherited`` it gets that
+        ``process_group`` it leads a process group of its own (and the
+        terminal's foreground, when our group had it). With ``inherited`` it gets that
         signal mask and those ignored signals instead of the clean slate.
         Raises OSError when the program cannot be run.
         """

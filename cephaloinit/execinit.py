@@ -206,12 +206,15 @@ class ExecInit:
         self.exit_code: int | None = None
 
     def run(self, argv: list[str]) -> int:
-        if self.options.parent_death_signal is not None:
-            # The signal comes to us, not to CMD, so it is handled like one sent
-            # by hand: forwarded, and a stop if it is TERM or INT.
-            _prctl(PR_SET_PDEATHSIG, self.options.parent_death_signal, "PR_SET_PDEATHSIG")
-        if os.getpid() != 1:
-            become_subreaper()
+        try:
+            if self.options.parent_death_signal is not None:
+                # The signal comes to us, not to CMD, so it is handled like one
+                # sent by hand: forwarded, and a stop if it is TERM or INT.
+                _prctl(PR_SET_PDEATHSIG, self.options.parent_death_signal, "PR_SET_PDEATHSIG")
+            if os.getpid() != 1:
+                become_subreaper()
+        except OSError as error:
+            raise Fatal(f"cephaloinit exec: {error.strerror}: {os.strerror(error.errno)}") from None
         try:
             self.command = self.children.spawn(
                 argv[0], argv, os.environ, relay_output=self.options.relay_output,

@@ -3,6 +3,7 @@ behaviour as a true PID 1 and as a child subreaper outside a namespace."""
 
 import contextlib
 import os
+import pty
 import signal
 import stat
 import subprocess
@@ -160,6 +161,44 @@ def test_without_group_signalling_only_cmd_gets_a_forwarded_signal(run):
     assert f"child got {int(signal.SIGUSR1)}".encode() not in init.lines
     os.killpg(command_pid(init, "python"), signal.SIGKILL)
     assert init.wait() == 128 + signal.SIGKILL
+
+
+TERMINAL_PROBE = ("import os; print('foreground' if os.tcgetpgrp(0) == os.getpgrp() "
+                  "else 'background', flush=True)")
+
+
+def on_a_terminal(in_foreground: bool) -> str:
+    """What CMD says of itself when exec runs on a new pseudo-terminal, in
+    the terminal's foreground process group or in a background one."""
+    argv = [PY, "-m", "cephaloinit", "exec", "--", PY, "-c", TERMINAL_PROBE]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO}
+    pid, terminal = pty.fork()
+    if pid == 0:  # a session leader, its group in the foreground
+        try:
+            if not in_foreground and os.fork() == 0:
+                os.setpgid(0, 0)
+            elif not in_foreground:
+                os._exit(os.waitstatus_to_exitcode(os.wait()[1]))
+            os.execve(PY, argv, env)
+        finally:
+            os._exit(1)
+    output = b""
+    with contextlib.suppress(OSError):  # EIO once nothing holds the terminal open
+        while chunk := os.read(terminal, 4096):
+            output += chunk
+    os.close(terminal)
+    os.waitpid(pid, 0)
+    return output.decode().strip()
+
+
+@pytest.mark.timeout(30)
+def test_on_a_terminal_cmd_gets_the_foreground_that_we_had():
+    assert on_a_terminal(in_foreground=True) == "foreground"
+
+
+@pytest.mark.timeout(30)
+def test_on_a_terminal_cmd_does_not_take_a_foreground_we_did_not_have():
+    assert on_a_terminal(in_foreground=False) == "background"
 
 
 # -- 4. inherited signal state ---------------------------------------------------------
