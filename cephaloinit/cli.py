@@ -13,7 +13,8 @@ USAGE = """\
 usage: cephaloinit [run]                 supervise Squid as PID 1 (the default)
        cephaloinit validate              run the configuration validators, exit 0 or 1
        cephaloinit status                print the state the supervisor last published
-       cephaloinit exec [--] CMD [ARG...] run any command under this init
+       cephaloinit exec [OPTIONS] [--] CMD [ARG...]
+                                         run any command under this init
        cephaloinit check [--url URL] [--timeout SECONDS]
                                          probe the health server (HEALTHCHECK)
        cephaloinit --version
@@ -42,13 +43,9 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
         supervisor = Supervisor(wakeup_fd, settings, log)
         return supervisor.run() if command == "run" else supervisor.validate_only()
     if command == "exec":
-        if rest[:1] == ["--"]:
-            rest = rest[1:]
-        if not rest:
-            raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]")
-        from .execinit import ExecInit
+        from . import execinit
 
-        return ExecInit(wakeup_fd, settings, log).run(rest)
+        return execinit.main(rest, wakeup_fd, settings, log)
     if command == "health-server":
         # A long-lived child of ours: it keeps the handlers and the wakeup pipe
         # installed at start. Resetting them, even briefly, would let a stop

@@ -18,12 +18,65 @@ FORWARDED = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
-HANDLED = FORWARDED + (signal.SIGCHLD,)
 STOPPING = (signal.SIGTERM, signal.SIGINT)
 
-# Python itself ignores SIGPIPE and SIGXFSZ; an ignored disposition survives
-# exec, so children get these back to default explicitly.
-RESET_IN_CHILDREN = HANDLED + (signal.SIGPIPE, signal.SIGXFSZ)
+# Raised by the CPU or the C library for the faulting thread itself. Sent by
+# someone else they are ignored; raised by a real fault the kernel overrides
+# SIG_IGN and the process still dies, where a Python handler would return to
+# the faulting instruction forever.
+SYNCHRONOUS = (
+    signal.SIGILL,
+    signal.SIGTRAP,
+    signal.SIGABRT,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGSEGV,
+    signal.SIGSYS,
+)
+# A background process reading from or writing to its terminal gets these and
+# stops by default; an init that stops can neither reap nor forward.
+TERMINAL_STOPS = (signal.SIGTTIN, signal.SIGTTOU)
+IGNORED = SYNCHRONOUS + TERMINAL_STOPS
+UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
+
+# Every other signal gets a handler, so that no signal someone sends can kill
+# us by its default action; `exec` forwards all of them except CHLD.
+HANDLED = tuple(sorted(
+    set(signal.valid_signals()) - set(IGNORED) - set(UNCATCHABLE),
+    key=int,
+))
+FORWARDED_BY_EXEC = tuple(s for s in HANDLED if s != signal.SIGCHLD)
+
+# Ignored dispositions survive exec (ours, and PYTHON_IGNORES), so children get
+# every one of these back to default explicitly.
+RESET_IN_CHILDREN = HANDLED + IGNORED
+
+
+# The interpreter ignores these before any of our code runs.
+PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+class Inherited:
+    """The signal state this process was started with: tini-style inits hand it
+    on to the command (nohup's ignored HUP, a blocked signal)."""
+
+    __slots__ = ("mask", "ignored")
+
+    def __init__(self, mask: frozenset, ignored: frozenset):
+        self.mask = mask
+        self.ignored = ignored
+
+
+def _read_inherited() -> Inherited:
+    # The interpreter has already ignored PIPE and XFSZ by now, so what we were
+    # started with is lost for those two: they count as default.
+    ignored = frozenset(s for s in signal.valid_signals() - set(PYTHON_IGNORES)
+                        if signal.getsignal(s) == signal.SIG_IGN)
+    return Inherited(frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])), ignored)
+
+
+# Read when this module is first imported, which __main__ does before install().
+AT_START = _read_inherited()
 
 
 def _do_nothing(signum, frame):
@@ -56,14 +109,20 @@ def install() -> int:
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for signum in HANDLED:
         signal.signal(signum, _do_nothing)
+    for signum in IGNORED:
+        signal.signal(signum, signal.SIG_IGN)
+    # A signal blocked by whoever started us would never reach its handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
     return read_fd
 
 
 def uninstall() -> None:
     """Back to default dispositions (used by tests that run the core in-process)."""
     signal.set_wakeup_fd(-1)
-    for signum in HANDLED:
+    for signum in HANDLED + IGNORED:
         signal.signal(signum, signal.SIG_DFL)
+    for signum in PYTHON_IGNORES:  # as the interpreter had them: EPIPE, not death
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def decode(data: bytes) -> list[int]:

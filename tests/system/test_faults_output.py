@@ -97,7 +97,7 @@ class StreamCheck:
 
 def test_a_100_mb_flood_and_a_32_mb_line_keep_memory_bounded_and_lose_no_line(start):
     stdout_bytes, endless_bytes = 100 * MiB, 32 * MiB + 1000
-    init = start(["exec", "--", PY, f"{PROGRAMS}/flood.py", str(stdout_bytes), str(endless_bytes)])
+    init = start(["exec", "--relay-output", "--", PY, f"{PROGRAMS}/flood.py", str(stdout_bytes), str(endless_bytes)])
     init.wait_for_line("flood ready")
     pid = init.pid
     baseline = kib(procfs.status(pid), "VmHWM")  # start-up included
@@ -142,7 +142,7 @@ def stdout_full(init) -> bool:
 def test_term_while_our_stdout_is_blocked_is_forwarded_and_no_line_is_lost(start, tmp_path):
     record = tmp_path / "signals"
     os.chmod(tmp_path, 0o777)
-    init = start(["exec", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "7"])
+    init = start(["exec", "--relay-output", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "7"])
     pid = pid_of(init)
     # We read nothing: the pipe fills. The init queues what it cannot write and
     # stops reading the child (back-pressure), but its loop keeps running.
@@ -161,7 +161,7 @@ def test_term_while_our_stdout_is_blocked_is_forwarded_and_no_line_is_lost(start
 def test_term_while_our_stdout_is_blocked_is_acted_on_by_the_deadline(start, tmp_path):
     record = tmp_path / "signals"
     os.chmod(tmp_path, 0o777)
-    init = start(["exec", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "7", "--ignore-term"],
+    init = start(["exec", "--relay-output", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "7", "--ignore-term"],
                  env={"SHUTDOWN_TIMEOUT": "1"})
     pid = pid_of(init)
     poll(lambda: stdout_full(init), what="cephaloinit's stdout full")
@@ -179,7 +179,7 @@ def test_term_while_our_stdout_is_blocked_is_acted_on_by_the_deadline(start, tmp
 def test_with_our_stdout_closed_signals_are_still_forwarded_and_the_exit_code_passed_on(start, tmp_path):
     record = tmp_path / "signals"
     os.chmod(tmp_path, 0o777)
-    init = start(["exec", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "5"])
+    init = start(["exec", "--relay-output", "--", PY, f"{PROGRAMS}/chatter.py", str(record), "5"])
     init.wait_for_line("chatter ready")
     pid = pid_of(init)
     init._selector.unregister(init.process.stdout)

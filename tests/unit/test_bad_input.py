@@ -516,9 +516,8 @@ def test_cache_5_squid_z_fails(layout):
 # -- the command line ---------------------------------------------------------------------------
 @pytest.mark.parametrize("args, expected", [
     (["frobnicate"], "cephaloinit: unknown command 'frobnicate'; run 'cephaloinit --help' for the list"),
-    (["exec"], "cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]"),
-    (["exec", "--"], "cephaloinit exec: no command given; usage: cephaloinit exec -- CMD [ARG...]"),
-    (["exec", "--", "/nonexistent/cmd"], "cephaloinit exec: cannot run '/nonexistent/cmd': No such file or directory"),
+    (["exec"], "cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]"),
+    (["exec", "--"], "cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]"),
 ])
 def test_command_line_mistakes_are_one_error_line_and_exit_1(args, expected, tmp_path):
     result = run_cli(args, {"SQUID_RUN_DIR": str(tmp_path)})

@@ -21,10 +21,33 @@ def test_install_sets_handlers_and_uninstall_restores_defaults():
     try:
         for signum in signals.HANDLED:
             assert callable(signal.getsignal(signum))
+        for signum in signals.IGNORED:
+            assert signal.getsignal(signum) == signal.SIG_IGN
     finally:
         signals.uninstall()
-    for signum in signals.HANDLED:
-        assert signal.getsignal(signum) == signal.SIG_DFL
+    for signum in signals.HANDLED + signals.IGNORED:
+        expected = signal.SIG_IGN if signum in signals.PYTHON_IGNORES else signal.SIG_DFL
+        assert signal.getsignal(signum) == expected
+
+
+def test_every_catchable_signal_is_handled_or_ignored_so_none_can_kill_us():
+    catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+    assert set(signals.HANDLED) | set(signals.IGNORED) == catchable
+    assert not set(signals.HANDLED) & set(signals.IGNORED)
+
+
+def test_exec_forwards_every_handled_signal_but_chld_and_none_of_the_synchronous_ones():
+    assert signal.SIGCHLD not in signals.FORWARDED_BY_EXEC
+    assert set(signals.FORWARDED_BY_EXEC) == set(signals.HANDLED) - {signal.SIGCHLD}
+    for signum in (signal.SIGSEGV, signal.SIGFPE, signal.SIGTTIN, signal.SIGTTOU):
+        assert signum not in signals.FORWARDED_BY_EXEC
+    for signum in (signal.SIGPIPE, signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT,
+                   signal.SIGALRM, signal.SIGRTMIN, signal.SIGRTMAX):
+        assert signum in signals.FORWARDED_BY_EXEC
+
+
+def test_children_get_every_handled_and_ignored_signal_back():
+    assert set(signals.RESET_IN_CHILDREN) == set(signals.HANDLED) | set(signals.IGNORED)
 
 
 def test_names():
@@ -44,7 +67,8 @@ def test_install_sets_the_wakeup_fd_before_any_handler(monkeypatch):
     finally:
         monkeypatch.undo()
         signals.uninstall()
-    assert calls[0] == "wakeup" and calls.count("handler") == len(signals.HANDLED)
+    assert calls[0] == "wakeup"
+    assert calls.count("handler") == len(signals.HANDLED) + len(signals.IGNORED)
 
 
 def test_the_health_server_keeps_the_handlers_and_pipe_installed_at_start(monkeypatch):
