@@ -19,7 +19,7 @@ import pytest
 
 from cephaloinit import procfs, statefile
 
-from .conftest import REPO, UNPRIVILEGED_UID
+from .conftest import REPO, UNPRIVILEGED_UID, poll
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
 CERTGEN = "/usr/lib/squid/security_file_certgen"
@@ -178,7 +178,9 @@ def test_start_serve_and_stop_log_the_contract_lines_in_order(run, proxy, origin
     init = run()
     init.wait_for_line("Container ready")
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
-    assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
+    # readiness is published just after the line is logged
+    poll(lambda: proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True,
+         what="RUNNING and ready again")
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
     expected = [line.format(uid=UNPRIVILEGED_UID, health_port=proxy.health_port)
@@ -352,7 +354,9 @@ def test_hup_with_an_invalid_config_keeps_the_old_one(run, proxy, origin):
     error = init.wait_for_line("Reload rejected").decode()
     assert "no_such_directive" in error
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
-    assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
+    # readiness is published just after the line is logged
+    poll(lambda: proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True,
+         what="RUNNING and ready again")
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
 
