@@ -4,48 +4,50 @@ The kernel drops a signal sent to PID 1 when PID 1 has no handler for it, so
 ``install`` must run before anything slow (it is the first thing __main__ does).
 Handlers do no work at all: ``signal.set_wakeup_fd`` writes each signal number
 into a non-blocking pipe, and the event loop reads the pipe like any other file.
-This module imports only ``os`` and ``signal`` so that it is cheap to load.
+This module imports only ``os`` and ``_signal`` so that it is cheap to load:
+``_signal`` is the C module that ``signal`` wraps in enums, and the enum
+machinery alone costs some 4 ms of imports before the first handler exists.
 """
 
+import _signal
 import os
-import signal
 
 FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
+    _signal.SIGTERM,
+    _signal.SIGINT,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
 )
-STOPPING = (signal.SIGTERM, signal.SIGINT)
+STOPPING = (_signal.SIGTERM, _signal.SIGINT)
 
 # Raised by the CPU or the C library for the faulting thread itself. Sent by
 # someone else they are ignored; raised by a real fault the kernel overrides
 # SIG_IGN and the process still dies, where a Python handler would return to
 # the faulting instruction forever.
 SYNCHRONOUS = (
-    signal.SIGILL,
-    signal.SIGTRAP,
-    signal.SIGABRT,
-    signal.SIGBUS,
-    signal.SIGFPE,
-    signal.SIGSEGV,
-    signal.SIGSYS,
+    _signal.SIGILL,
+    _signal.SIGTRAP,
+    _signal.SIGABRT,
+    _signal.SIGBUS,
+    _signal.SIGFPE,
+    _signal.SIGSEGV,
+    _signal.SIGSYS,
 )
 # A background process reading from or writing to its terminal gets these and
 # stops by default; an init that stops can neither reap nor forward.
-TERMINAL_STOPS = (signal.SIGTTIN, signal.SIGTTOU)
+TERMINAL_STOPS = (_signal.SIGTTIN, _signal.SIGTTOU)
 IGNORED = SYNCHRONOUS + TERMINAL_STOPS
-UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
+UNCATCHABLE = (_signal.SIGKILL, _signal.SIGSTOP)
 
 # Every other signal gets a handler, so that no signal someone sends can kill
 # us by its default action; `exec` forwards all of them except CHLD.
 HANDLED = tuple(sorted(
-    set(signal.valid_signals()) - set(IGNORED) - set(UNCATCHABLE),
+    set(_signal.valid_signals()) - set(IGNORED) - set(UNCATCHABLE),
     key=int,
 ))
-FORWARDED_BY_EXEC = tuple(s for s in HANDLED if s != signal.SIGCHLD)
+FORWARDED_BY_EXEC = tuple(s for s in HANDLED if s != _signal.SIGCHLD)
 
 # Ignored dispositions survive exec (ours, and PYTHON_IGNORES), so children get
 # every one of these back to default explicitly.
@@ -53,7 +55,7 @@ RESET_IN_CHILDREN = HANDLED + IGNORED
 
 
 # The interpreter ignores these before any of our code runs.
-PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
+PYTHON_IGNORES = (_signal.SIGPIPE, _signal.SIGXFSZ)
 
 
 class Inherited:
@@ -70,9 +72,9 @@ class Inherited:
 def _read_inherited() -> Inherited:
     # The interpreter has already ignored PIPE and XFSZ by now, so what we were
     # started with is lost for those two: they count as default.
-    ignored = frozenset(s for s in signal.valid_signals() - set(PYTHON_IGNORES)
-                        if signal.getsignal(s) == signal.SIG_IGN)
-    return Inherited(frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])), ignored)
+    ignored = frozenset(s for s in _signal.valid_signals() - set(PYTHON_IGNORES)
+                        if _signal.getsignal(s) == _signal.SIG_IGN)
+    return Inherited(frozenset(_signal.pthread_sigmask(_signal.SIG_BLOCK, [])), ignored)
 
 
 # Read when this module is first imported, which __main__ does before install().
@@ -106,23 +108,23 @@ def install() -> int:
     The handlers stay for the life of the process; nothing of ours resets them.
     """
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for signum in HANDLED:
-        signal.signal(signum, _do_nothing)
+        _signal.signal(signum, _do_nothing)
     for signum in IGNORED:
-        signal.signal(signum, signal.SIG_IGN)
+        _signal.signal(signum, _signal.SIG_IGN)
     # A signal blocked by whoever started us would never reach its handler.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDLED)
     return read_fd
 
 
 def uninstall() -> None:
     """Back to default dispositions (used by tests that run the core in-process)."""
-    signal.set_wakeup_fd(-1)
+    _signal.set_wakeup_fd(-1)
     for signum in HANDLED + IGNORED:
-        signal.signal(signum, signal.SIG_DFL)
+        _signal.signal(signum, _signal.SIG_DFL)
     for signum in PYTHON_IGNORES:  # as the interpreter had them: EPIPE, not death
-        signal.signal(signum, signal.SIG_IGN)
+        _signal.signal(signum, _signal.SIG_IGN)
 
 
 def decode(data: bytes) -> list[int]:
@@ -135,6 +137,8 @@ def decode(data: bytes) -> list[int]:
 
 
 def name(signum: int) -> str:
+    import signal  # the names live in its enum; never needed before install()
+
     try:
         return signal.Signals(signum).name
     except ValueError:

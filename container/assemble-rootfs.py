@@ -128,10 +128,11 @@ hosts: files dns
 
 LAUNCHER = """\
 #!/usr/bin/python3 -IS
-# cephaloinit, for `podman exec CONTAINER cephaloinit status` and the like.
-import runpy
-
-runpy.run_module("cephaloinit", run_name="__main__", alter_sys=True)
+# cephaloinit: the image's ENTRYPOINT (as `python3 -I -S /usr/bin/cephaloinit`),
+# and `podman exec CONTAINER cephaloinit status` and the like. It imports the
+# entry module directly: `-m` would first load runpy and its imports, a few
+# milliseconds during which PID 1 has no signal handler yet.
+import cephaloinit.__main__  # noqa: F401
 """
 
 

@@ -58,9 +58,10 @@ def test_names():
 def test_install_sets_the_wakeup_fd_before_any_handler(monkeypatch):
     """A signal that finds its handler must also find the pipe, or it is lost."""
     calls = []
-    real_signal, real_wakeup = signal.signal, signal.set_wakeup_fd
-    monkeypatch.setattr(signal, "signal", lambda n, h: calls.append("handler") or real_signal(n, h))
-    monkeypatch.setattr(signal, "set_wakeup_fd",
+    real_signal, real_wakeup = signals._signal.signal, signals._signal.set_wakeup_fd
+    monkeypatch.setattr(signals._signal, "signal",
+                        lambda n, h: calls.append("handler") or real_signal(n, h))
+    monkeypatch.setattr(signals._signal, "set_wakeup_fd",
                         lambda fd, **kw: calls.append("wakeup") or real_wakeup(fd, **kw))
     try:
         signals.install()
@@ -89,10 +90,11 @@ def test_the_health_server_keeps_the_handlers_and_pipe_installed_at_start(monkey
     try:
         monkeypatch.setattr(server, "serve", fake_serve)
         set_to_default = []
-        real_signal = signal.signal
-        monkeypatch.setattr(signal, "signal",
-                            lambda n, h: set_to_default.append(n) if h == signal.SIG_DFL
-                            else real_signal(n, h))
+        real_signal = signals._signal.signal
+        for module in (signal, signals._signal):
+            monkeypatch.setattr(module, "signal",
+                                lambda n, h: set_to_default.append(n) if h == signal.SIG_DFL
+                                else real_signal(n, h))
         assert cli.dispatch("health-server", [], Settings(), Logger(), wakeup_fd) == 0
     finally:
         monkeypatch.undo()
