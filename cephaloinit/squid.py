@@ -11,19 +11,13 @@ from .settings import Settings
 
 
 def render_default_config(template: str, settings: Settings) -> str:
-    """The image's default config with the settings filled in."""
+    """The image's default config (its site policy) with the settings filled in."""
     config_dir = os.path.dirname(settings.squid_config)
     conf_d = f"{config_dir}/conf.d/*.conf"
     include = f"include {conf_d}" if glob.glob(conf_d) else f"# no {conf_d} files"
     values = {
         "SQUID_PORT": str(settings.squid_port),
         "CONF_D_INCLUDE": include,
-        "RUN_DIR": settings.run_dir,
-        "LOG_DIR": settings.log_dir,
-        "LIB_DIR": settings.lib_dir,
-        "SPOOL_DIR": settings.spool_dir,
-        "CACHE_DIR": settings.cache_dir,
-        "SHUTDOWN_LIFETIME": str(shutdown_lifetime(settings.shutdown_timeout)),
     }
     for name, value in values.items():
         template = template.replace(f"@{name}@", value)

@@ -63,6 +63,7 @@ class SquidConfig(NamedTuple):
     ssl_bump: bool
     certificate_db: str | None  # the -s directory of sslcrtd_program
     directives: tuple[Directive, ...] = ()
+    run_path: str = ""  # the file Squid runs: the container layer around ``path``
 
     def named(self, name: str) -> list[Directive]:
         return [d for d in self.directives if d.name == name]
@@ -132,9 +133,14 @@ def directives(path: str, depth: int = 0) -> list[Directive]:
     """Every directive of ``path`` and what it includes, in Squid's order."""
     if depth > MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{path}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
+    return directives_in(read_text(path), path, depth)
+
+
+def directives_in(text: str, path: str, depth: int = 0) -> list[Directive]:
+    """Every directive of ``text``, read from ``path``, and what it includes."""
     found: list[Directive] = []
     conditions: list[bool] = []
-    for number, line in logical_lines(read_text(path)):
+    for number, line in logical_lines(text):
         where = f"{path} line {number}"
         if (expression := _statement(line, "if")) is not None:
             conditions.append(evaluate(expression, where))
@@ -146,7 +152,9 @@ def directives(path: str, depth: int = 0) -> list[Directive]:
             else:
                 conditions.pop()
         elif not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
-            words = line.split()
+            words = uncommented(line.split())
+            if not words:
+                continue
             if words[0] == "include" and len(words) > 1:
                 found.extend(included(words[1:], where, depth))
             else:
@@ -154,6 +162,14 @@ def directives(path: str, depth: int = 0) -> list[Directive]:
     if conditions:
         raise ConfigError(f"{path}: 'if' without 'endif'")
     return found
+
+
+def uncommented(words: list[str]) -> list[str]:
+    """A line's words up to a trailing comment (``http_port 3128  # proxy``)."""
+    for index, word in enumerate(words):
+        if word.startswith("#"):
+            return words[:index]
+    return words
 
 
 def included(patterns: list[str], where: str, depth: int) -> list[Directive]:
@@ -176,10 +192,10 @@ def _port(spec: str) -> int:
     return int(spec.rsplit(":", 1)[-1])
 
 
-def read_config(path: str) -> SquidConfig:
-    """The facts of the config at ``path``. Raises OSError, userfiles.NotAFile
-    or ConfigError."""
-    every = tuple(directives(path))
+def read_config(path: str, every: tuple[Directive, ...] | None = None) -> SquidConfig:
+    """The facts of the config at ``path``, or of its directives ``every`` when
+    already read. Raises OSError, userfiles.NotAFile or ConfigError."""
+    every = tuple(directives(path)) if every is None else every
     ports: list[int] = []
     pid_file: str | None = DEFAULT_PID_FILE
     cache_dirs: list[CacheDir] = []
@@ -206,4 +222,4 @@ def read_config(path: str) -> SquidConfig:
         elif name == "sslcrtd_program" and "-s" in args[:-1]:
             certificate_db = args[args.index("-s") + 1]
     return SquidConfig(path, tuple(ports), pid_file, tuple(cache_dirs), ssl_bump, certificate_db,
-                       every)
+                       every, path)

@@ -177,7 +177,7 @@ class Supervisor:
         self.remove_stale_shared_memory()
         try:
             self.squid = self.children.spawn(
-                "squid", squid.run_command(self.settings, self.config.path), os.environ)
+                "squid", squid.run_command(self.settings, self.config.run_path), os.environ)
         except OSError as error:
             raise Fatal(f"Cannot start Squid {self.settings.squid_binary}: {error.strerror}") from None
         self.log.info(f"Squid started with PID {self.squid.pid}")

@@ -56,7 +56,7 @@ def validate(context: Context) -> SquidConfig:
     """
     from . import cache, config, directories, tls
 
-    found = config.facts(config.locate(context))
+    found = config.render(context, config.locate(context))
     directories.check(context, found)
     tls.check(context, found)
     squid_config = config.parse(context, found)

@@ -25,7 +25,7 @@ def swap_config(context: Context, config: squidconf.SquidConfig) -> str:
     path = os.path.join(context.settings.run_dir, "squid-swap.conf")
     try:
         with open(path, "w", encoding="utf-8") as file:
-            file.write(f"include {config.path}\npid_filename none\n")
+            file.write(f"include {config.run_path}\npid_filename none\n")
     except OSError as error:
         raise Fatal(f"Cannot write {path}: {error.strerror}") from None
     return path

@@ -1,8 +1,10 @@
-"""The config validators: the file exists and is readable, and Squid accepts it."""
+"""The config validators: the configuration is read, wrapped in the container
+layer, and Squid accepts the result."""
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from .. import squid, squidconf, userfiles
 from ..errors import Fatal
@@ -13,43 +15,117 @@ PARSE_TIMEOUT = 30.0
 PROBLEM_MARKERS = ("FATAL", "ERROR", "WARNING", "Bungled", "unrecognized", "Terminated")
 
 
-def config_path(context: Context) -> str:
-    """The mounted config if there is one, else the default rendered into the run
-    directory (a new file beside the old, so a reload can still reject it)."""
-    settings = context.settings
-    if os.path.lexists(settings.squid_config):
-        return settings.squid_config
-    if context.mounted:
-        raise Fatal(f"The mounted Squid configuration {settings.squid_config} is gone; "
-                    "mount it again (Squid would re-read it, not the image's default)")
+class Source(NamedTuple):
+    """The configuration the user gave: a mounted file, or the image's default."""
+
+    path: str  # what messages and /status name
+    body: str  # what the container layer puts after its defaults
+    directives: tuple[squidconf.Directive, ...]  # what it sets, includes followed
+
+
+# The container layer: what every config runs inside, mounted or default.
+# Defaults first: Squid keeps the last value of a directive, so the same
+# directive in the user's configuration, which follows, replaces each one.
+# Nothing is forced after it: the user's file has the last word.
+DEFAULTS = """\
+# Rendered by cephaloinit at every start and reload; Squid runs this file.
+# Container defaults (docs/configuration.md, "The container layer"): the same
+# directive in the configuration below replaces each of them.
+pid_filename {run_dir}/squid.pid
+cache_log /dev/stderr
+coredump_dir {spool_dir}
+pinger_enable off
+max_filedescriptors {max_filedescriptors}
+shutdown_lifetime {shutdown_lifetime} seconds
+logfile_rotate 0
+"""
+# Added only when the configuration has no access_log of its own (access_log
+# may be given many times: a default before it would log twice).
+ACCESS_LOG = """
+# No access_log in the configuration: requests go to stdout, into the container's log.
+access_log stdio:/dev/stdout
+"""
+MAX_FILEDESCRIPTORS = 1024  # Squid sizes its tables to RLIMIT_NOFILE otherwise (Squid bug 5554)
+
+
+def _read_config_file(path: str, context: Context) -> str:
     try:
-        data = userfiles.read_bytes(settings.squid_default_config, userfiles.MAX_CONFIG_BYTES)
+        return squidconf.read_text(path)
+    except OSError as error:
+        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror}; "
+                    f"make it readable by UID {context.uid} (GID {context.gid})") from None
+    except userfiles.NotAFile as error:
+        raise Fatal(f"Squid configuration {error}; mount a squid.conf file there") from None
+    except squidconf.ConfigError as error:
+        raise Fatal(f"Squid configuration {path} is invalid: {error}") from None
+
+
+def _directives(text: str, path: str) -> tuple[squidconf.Directive, ...]:
+    try:
+        return tuple(squidconf.directives_in(text, path))
+    except OSError as error:
+        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror or error}") from None
+    except (userfiles.NotAFile, squidconf.ConfigError) as error:
+        raise Fatal(f"Squid configuration {path} is invalid: {error}") from None
+
+
+def locate(context: Context) -> Source:
+    """The mounted config if there is one, else the image's default with the
+    settings filled in; read, as Squid will read it."""
+    settings = context.settings
+    path = settings.squid_config
+    if os.path.lexists(path):
+        return Source(path, f"include {path}", _directives(_read_config_file(path, context), path))
+    if context.mounted:
+        raise Fatal(f"The mounted Squid configuration {path} is gone; "
+                    "mount it again (Squid would re-read it, not the image's default)")
+    template_path = settings.squid_default_config
+    try:
+        data = userfiles.read_bytes(template_path, userfiles.MAX_CONFIG_BYTES)
         template = data.decode("utf-8")
     except (OSError, ValueError) as error:  # NotAFile and UnicodeDecodeError are ValueErrors
         reason = error.strerror if isinstance(error, OSError) else _reason(error)
-        raise Fatal(f"Cannot read the default Squid configuration {settings.squid_default_config}: "
-                    f"{reason}; mount a squid.conf at {settings.squid_config}") from None
+        raise Fatal(f"Cannot read the default Squid configuration {template_path}: "
+                    f"{reason}; mount a squid.conf at {path}") from None
+    text = squid.render_default_config(template, settings)
+    return Source(template_path, text, _directives(text, template_path))
+
+
+def render(context: Context, source: Source) -> squidconf.SquidConfig:
+    """Write the container layer around ``source`` into the run directory (a
+    new file beside the one in use, so that a rejected reload leaves that one
+    alone) and return its facts."""
+    settings = context.settings
+    defaults = DEFAULTS.format(
+        run_dir=settings.run_dir, spool_dir=settings.spool_dir,
+        max_filedescriptors=MAX_FILEDESCRIPTORS,
+        shutdown_lifetime=squid.shutdown_lifetime(settings.shutdown_timeout))
+    text = f"{defaults}\n# The configuration: {source.path}\n{source.body}\n"
+    if not any(d.name == "access_log" for d in source.directives):
+        text += ACCESS_LOG
     directory = context.scratch_dir or settings.run_dir
-    rendered = f"{directory}/squid.conf"
+    candidate = f"{directory}/squid.conf.new"
     try:
         os.makedirs(directory, exist_ok=True)
-        candidate = f"{rendered}.new"
         with open(candidate, "w", encoding="utf-8") as file:
-            file.write(squid.render_default_config(template, settings))
+            file.write(text)
     except OSError as error:
-        raise Fatal(f"Cannot write {rendered}: {error.strerror}; the run directory "
+        raise Fatal(f"Cannot write {directory}/squid.conf: {error.strerror}; the run directory "
                     f"{settings.run_dir} must be writable by UID {context.uid} "
                     f"(GID {context.gid}): make it group 0 and group-writable") from None
-    return candidate
+    every = tuple(squidconf.directives_in(defaults, candidate)) + source.directives
+    try:
+        found = squidconf.read_config(source.path, every)
+    except squidconf.ConfigError as error:
+        raise Fatal(f"Squid configuration {source.path} is invalid: {error}") from None
+    return found._replace(run_path=candidate)
 
 
 def promote(candidate: str) -> str:
     """Make a validated rendered config the one in use."""
-    if candidate.endswith(".new"):
-        final = candidate[: -len(".new")]
-        os.replace(candidate, final)
-        return final
-    return candidate
+    final = candidate[: -len(".new")]
+    os.replace(candidate, final)
+    return final
 
 
 def problem_lines(output: list[str]) -> list[str]:
@@ -63,36 +139,11 @@ def _reason(error: ValueError) -> str:
     return str(error)
 
 
-def locate(context: Context) -> str:
-    """The config to validate, checked to be a readable regular file."""
-    path = config_path(context)
-    try:
-        userfiles.read_bytes(path, userfiles.MAX_CONFIG_BYTES)
-    except OSError as error:
-        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror}; "
-                    f"make it readable by UID {context.uid} (GID {context.gid})") from None
-    except userfiles.NotAFile as error:
-        raise Fatal(f"Squid configuration {error}; mount a squid.conf file there") from None
-    return path
-
-
-def facts(path: str) -> squidconf.SquidConfig:
-    """What the supervisor needs to know of the config, read the way Squid reads it."""
-    try:
-        return squidconf.read_config(path)
-    except OSError as error:
-        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror or error}") from None
-    except (userfiles.NotAFile, squidconf.ConfigError) as error:
-        raise Fatal(f"Squid configuration {path} is invalid: {error}") from None
-
-
 def parse(context: Context, found: squidconf.SquidConfig) -> squidconf.SquidConfig:
-    """Squid's own verdict on the config read by ``facts``; a rendered default
-    is then put in place."""
-    path = found.path
-    result = context.run_helper("squid -k parse", squid.parse_command(context.settings, path),
-                                PARSE_TIMEOUT)
+    """Squid's own verdict on the rendered layer, which is then put in place."""
+    result = context.run_helper("squid -k parse",
+                                squid.parse_command(context.settings, found.run_path), PARSE_TIMEOUT)
     if result.exit_code != 0:
         details = " | ".join(problem_lines(result.output)) or f"exit code {result.exit_code}"
-        raise Fatal(f"Squid configuration {path} is invalid: {details}")
-    return found if context.dry_run else found._replace(path=promote(path))
+        raise Fatal(f"Squid configuration {found.path} is invalid: {details}")
+    return found if context.dry_run else found._replace(run_path=promote(found.run_path))

@@ -123,10 +123,11 @@ def test_a_huge_but_valid_shutdown_timeout_does_not_crash_the_loop():
 
 # -- validators -------------------------------------------------------------------------
 FAKE_SQUID = """#!/bin/sh
-# -k parse fails for a config naming no_such_directive; -z fails when asked to
+# -k parse fails for a config (or a file it includes) naming no_such_directive;
+# -z fails when asked to
 case "$*" in
   *"-k parse"*)
-    if grep -q no_such_directive "$4"; then
+    if grep -q no_such_directive "$4" $(sed -n 's/^include //p' "$4"); then
       echo "2026/01/01 00:00:00| Processing: http_port 3128"
       echo "2026/01/01 00:00:00| FATAL: Bungled squid.conf line 2: no_such_directive on"
       echo "Squid Cache (Version 5.7): Terminated abnormally."

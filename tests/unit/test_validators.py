@@ -36,28 +36,83 @@ def context(tmp_path, helpers=None, **overrides):
 
 def facts(tmp_path, **fields):
     defaults = dict(path=str(tmp_path / "squid.conf"), ports=(3128,), pid_file=None,
-                    cache_dirs=(), ssl_bump=False, certificate_db=None)
+                    cache_dirs=(), ssl_bump=False, certificate_db=None,
+                    run_path=str(tmp_path / "squid.conf"))
     return squidconf.SquidConfig(**{**defaults, **fields})
 
 
 # -- config ------------------------------------------------------------------------
-def test_without_a_mounted_config_the_default_is_rendered_beside_the_old(tmp_path):
+def layer_for(tmp_path, text=None):
+    """Render the container layer around a mounted config ``text`` (None: the
+    default); return (facts, the rendered text)."""
+    if text is not None:
+        (tmp_path / "etc").mkdir(exist_ok=True)
+        (tmp_path / "etc" / "squid.conf").write_text(text)
     ctx = context(tmp_path)
-    path = config.locate(ctx)
-    assert path == f"{tmp_path}/run_dir/squid.conf.new"
-    parsed = config.parse(ctx, config.facts(path))
-    assert parsed.path == f"{tmp_path}/run_dir/squid.conf"
-    assert os.path.exists(parsed.path) and not os.path.exists(path)
-    assert ctx.run_helper.calls[0][1][-4:] == ["-k", "parse", "-f", path]
+    found = config.render(ctx, config.locate(ctx))
+    with open(found.run_path) as file:
+        return found, file.read()
 
 
-def test_a_mounted_config_is_used_in_place(tmp_path):
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "squid.conf").write_text("http_port 3999\n")
+def test_without_a_mounted_config_the_default_runs_inside_the_layer_beside_the_old(tmp_path):
     ctx = context(tmp_path)
-    path = config.locate(ctx)
-    assert path == f"{tmp_path}/etc/squid.conf"
-    assert config.parse(ctx, config.facts(path)).ports == (3999,)
+    found = config.render(ctx, config.locate(ctx))
+    assert found.run_path == f"{tmp_path}/run_dir/squid.conf.new"
+    assert found.path == f"{REPO}/container/squid.conf.default"
+    parsed = config.parse(ctx, found)
+    assert parsed.run_path == f"{tmp_path}/run_dir/squid.conf"
+    assert os.path.exists(parsed.run_path) and not os.path.exists(found.run_path)
+    assert ctx.run_helper.calls[0][1][-4:] == ["-k", "parse", "-f", found.run_path]
+    assert parsed.ports == (3128,) and parsed.pid_file == f"{tmp_path}/run_dir/squid.pid"
+
+
+def test_a_mounted_config_is_included_by_the_layer_and_named_as_itself(tmp_path):
+    found, text = layer_for(tmp_path, "http_port 3999\n")
+    assert found.path == f"{tmp_path}/etc/squid.conf"
+    assert f"include {tmp_path}/etc/squid.conf\n" in text
+    assert found.ports == (3999,)
+
+
+def test_a_config_that_sets_nothing_gets_every_container_default(tmp_path):
+    found, text = layer_for(tmp_path, "http_port 3128\nhttp_access allow localhost\n"
+                                      "http_access deny all\n")
+    assert found.pid_file == f"{tmp_path}/run_dir/squid.pid"
+    settings = {d.name: d.args for d in found.directives}
+    assert settings["cache_log"] == ("/dev/stderr",)
+    assert settings["pinger_enable"] == ("off",)
+    assert settings["max_filedescriptors"] == ("1024",)
+    assert settings["shutdown_lifetime"] == ("23", "seconds")  # SHUTDOWN_TIMEOUT 30
+    assert settings["coredump_dir"] == (f"{tmp_path}/spool_dir",)
+    assert text.rstrip().endswith("access_log stdio:/dev/stdout")
+
+
+def test_a_config_that_sets_everything_keeps_its_own_values(tmp_path):
+    found, text = layer_for(tmp_path, """\
+http_port 3128
+pid_filename /srv/squid.pid
+cache_log /srv/cache.log
+access_log daemon:/srv/access.log squid
+max_filedescriptors 8192
+shutdown_lifetime 3 seconds
+coredump_dir /srv
+pinger_enable on
+""")
+    assert found.pid_file == "/srv/squid.pid"
+    last = {d.name: d.args for d in found.directives}  # the last value, as Squid keeps it
+    assert last["cache_log"] == ("/srv/cache.log",)
+    assert last["max_filedescriptors"] == ("8192",)
+    assert last["shutdown_lifetime"] == ("3", "seconds")
+    assert last["pinger_enable"] == ("on",)
+    assert "access_log stdio:/dev/stdout" not in text  # theirs only, not twice
+
+
+def test_a_config_that_sets_some_keeps_those_and_gets_the_rest(tmp_path):
+    found, text = layer_for(tmp_path, "http_port 3128\naccess_log none\nmax_filedescriptors 4096\n")
+    last = {d.name: d.args for d in found.directives}
+    assert last["max_filedescriptors"] == ("4096",)
+    assert last["cache_log"] == ("/dev/stderr",)
+    assert found.pid_file == f"{tmp_path}/run_dir/squid.pid"
+    assert "access_log stdio:/dev/stdout" not in text
 
 
 def test_a_missing_default_template_names_it_and_the_fix(tmp_path):
@@ -79,7 +134,7 @@ def test_a_rejected_config_quotes_squids_problem_lines_only(tmp_path):
               "2026/11/27| FATAL: Bungled squid.conf line 3: bogus", "2026/11/27| Squid Cache: Terminated abnormally."]
     ctx = context(tmp_path, Helpers(1, output))
     with pytest.raises(Fatal) as raised:
-        config.parse(ctx, config.facts(config.locate(ctx)))
+        config.parse(ctx, config.render(ctx, config.locate(ctx)))
     message = str(raised.value)
     assert "is invalid: 2026/11/27| FATAL: Bungled squid.conf line 3: bogus | " in message
     assert "Processing" not in message

@@ -63,6 +63,18 @@ def ignored(variable: str) -> set[str]:
     return {"SIG" + name.strip().upper() for name in os.environ.get(variable, "").split(",") if name.strip()}
 
 
+def config_words(path: str):
+    """The words of each line of a config, includes followed (cephaloinit's
+    container layer includes the mounted file)."""
+    with open(path) as file:
+        for line in file:
+            words = line.split()
+            if words[:1] == ["include"]:
+                yield from config_words(words[1])
+            elif words:
+                yield words
+
+
 args = sys.argv[1:]
 if "-k" in args:  # squid -k parse: the output is captured by the supervisor, not relayed
     def parse_stopped(signum, frame):
@@ -77,8 +89,8 @@ if "-k" in args:  # squid -k parse: the output is captured by the supervisor, no
     gate = os.environ.get("FAKE_PARSE_GATE")
     if gate:
         wait_for(gate, take_signals=False)
-    with open(args[args.index("-f") + 1]) as file:
-        code = 1 if "no_such_directive" in file.read() else 0
+    words = config_words(args[args.index("-f") + 1])
+    code = 1 if any("no_such_directive" in line for line in words) else 0
     if code:
         print("FATAL: Bungled scripted configuration", flush=True)
     sys.exit(code)
@@ -101,15 +113,12 @@ def on_signal(signum: int) -> None:
         note("listener closed for good")
 
 
-config = args[args.index("-f") + 1]
 port, pid_file = None, None
-with open(config) as file:
-    for line in file:
-        words = line.split()
-        if words[:1] == ["http_port"]:
-            port = int(words[1].rsplit(":", 1)[-1])
-        elif words[:1] == ["pid_filename"]:
-            pid_file = words[1]
+for words in config_words(args[args.index("-f") + 1]):
+    if words[0] == "http_port" and port is None:
+        port = int(words[1].rsplit(":", 1)[-1])
+    elif words[0] == "pid_filename":
+        pid_file = words[1]  # the last one counts, as in Squid
 
 state = {"listener": None}
 held = []
