@@ -1,4 +1,6 @@
-"""The directories validator: every directory Squid or the supervisor writes exists and is writable.
+"""The directories validator: every directory Squid or the supervisor writes
+exists and is writable: ours, and those the configuration names (its pid file,
+log files and cache_dirs), reported with the directive that names them.
 
 Checked by creating and removing a file, not with os.access: a read-only mount
 or a full disk passes the permission bits and still fails.
@@ -9,21 +11,53 @@ from __future__ import annotations
 import os
 
 from ..errors import Fatal
-from ..squidconf import SquidConfig
+from ..squidconf import Directive, SquidConfig
 from . import Context
 
 
-def runtime_directories(context: Context, config: SquidConfig) -> list[str]:
+def log_directory(value: str) -> str | None:
+    """The directory a log directive writes into: ``stdio:/x/access.log``,
+    ``daemon:/x/access.log``, ``/x/cache.log``; None for ``none``, devices
+    (``/dev/stdout``) and network modules (``syslog:``, ``tcp://``)."""
+    module, colon, rest = value.partition(":")
+    path = rest if colon and module in ("stdio", "daemon") else value
+    if not path.startswith("/") or path.startswith("/dev/"):
+        return None
+    return os.path.dirname(path)
+
+
+def runtime_directories(context: Context, config: SquidConfig) -> list[tuple[str, str]]:
+    """(directory, what names it): the settings' directories, then those the
+    configuration names for its pid file, logs and cache_dirs. What names it
+    is empty for ours, ``directive, file line N`` for the user's."""
     settings = context.settings
-    wanted = [settings.run_dir, settings.log_dir, settings.lib_dir, settings.spool_dir,
-              settings.cache_dir]
-    if config.pid_file:
-        wanted.append(os.path.dirname(config.pid_file))
-    wanted.extend(cache_dir.path for cache_dir in config.cache_dirs)
-    return list(dict.fromkeys(wanted))
+    wanted = {path: "" for path in (settings.run_dir, settings.log_dir, settings.lib_dir,
+                                     settings.spool_dir, settings.cache_dir)}
+    last: dict[str, Directive] = {}  # single-valued: Squid keeps the last one
+    named: list[tuple[str | None, Directive]] = []
+    for directive in config.directives:
+        if not directive.args:
+            continue
+        if directive.name in ("pid_filename", "cache_log", "cache_store_log"):
+            last[directive.name] = directive
+        elif directive.name == "access_log":
+            named.append((log_directory(directive.args[0]), directive))
+        elif directive.name == "cache_dir" and len(directive.args) >= 2:
+            named.append((directive.args[1], directive))
+    for name, directive in last.items():
+        value = directive.args[0]
+        path = None if value == "none" else (os.path.dirname(value) if name == "pid_filename"
+                                             else log_directory(value))
+        named.append((path, directive))
+    for path, directive in named:
+        if path and path not in wanted:
+            ours = directive.file == config.run_path
+            wanted[path] = "" if ours else f"{directive.name}, {directive.where}"
+    return list(wanted.items())
 
 
-def ensure_writable(path: str, context: Context) -> None:
+def ensure_writable(path: str, named_by: str, context: Context) -> None:
+    where = f"{path} ({named_by})" if named_by else path
     fix = (f"make it group 0 and group-writable (chgrp 0 {path} && chmod g+rwx {path}) "
            f"or mount a writable volume there")
     try:
@@ -31,20 +65,20 @@ def ensure_writable(path: str, context: Context) -> None:
     except ValueError:  # a NUL byte in a path from squid.conf
         raise Fatal(f"Directory {path!r} from the Squid configuration is not a valid path") from None
     except OSError as error:
-        raise Fatal(f"Cannot create directory {path} as UID {context.uid} (GID {context.gid}): "
+        raise Fatal(f"Cannot create directory {where} as UID {context.uid} (GID {context.gid}): "
                     f"{error.strerror}; {fix}") from None
     probe = os.path.join(path, f".cephaloinit-write-test.{os.getpid()}")
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
     except OSError as error:
-        raise Fatal(f"Directory {path} is not writable by UID {context.uid} (GID {context.gid}): "
+        raise Fatal(f"Directory {where} is not writable by UID {context.uid} (GID {context.gid}): "
                     f"{error.strerror}; {fix}") from None
 
 
 def check(context: Context, config: SquidConfig) -> None:
-    for path in runtime_directories(context, config):
-        ensure_writable(path, context)
+    for path, named_by in runtime_directories(context, config):
+        ensure_writable(path, named_by, context)
     if config.pid_file and os.path.isdir(config.pid_file):
         raise Fatal(f"pid_filename {config.pid_file} in the Squid configuration is a directory; "
                     f"name a file in it, e.g. {config.pid_file}/squid.pid")

@@ -371,7 +371,8 @@ def test_directories_2_a_cache_dir_under_a_file(layout):
     open(blocker, "w").close()
     layout.write_config(f"http_port 3128\ncache_dir ufs {blocker}/cache 100 16 256\n")
     message = one_error(layout.validate())
-    assert message.startswith(f"Cannot create directory {blocker}/cache as UID {UID}")
+    assert message.startswith(f"Cannot create directory {blocker}/cache (cache_dir, {layout.config} "
+                              f"line 2) as UID {UID}")
 
 
 

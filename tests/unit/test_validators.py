@@ -150,8 +150,10 @@ def test_directories_are_created_and_a_stale_pid_file_removed(tmp_path):
     pid_file.parent.mkdir()
     pid_file.write_text("12\n")
     ctx = context(tmp_path)
-    directories.check(ctx, facts(tmp_path, pid_file=str(pid_file),
-                                 cache_dirs=(squidconf.CacheDir("ufs", str(tmp_path / "c1")),)))
+    named = (squidconf.Directive("pid_filename", (str(pid_file),), "/etc/squid.conf", 1),
+             squidconf.Directive("cache_dir", ("ufs", str(tmp_path / "c1"), "100", "16", "256"),
+                                 "/etc/squid.conf", 2))
+    directories.check(ctx, facts(tmp_path, pid_file=str(pid_file), directives=named))
     for name in ("run_dir", "log_dir", "lib_dir", "spool_dir", "cache_dir", "c1"):
         assert (tmp_path / name).is_dir()
     assert not pid_file.exists()
