@@ -55,7 +55,10 @@ WRITABLE_MODE = 0o775  # group 0 writes too: any UID in group 0 (OpenShift) work
 SQUID_BINARY = "/usr/sbin/squid"
 SQUID_HELPER_DIR = "/usr/lib/squid"
 SQUID_HELPERS_LEFT_OUT = {"pinger"}
-SQUID_DATA = ("/usr/share/squid", "/etc/squid/errorpage.css")
+# conf.d/debian.conf too: Debian's stock squid.conf includes conf.d/*.conf,
+# and Squid refuses an include that matches no file, so a user who mounts the
+# stock file unchanged needs it (it only sets logfile_rotate 0).
+SQUID_DATA = ("/usr/share/squid", "/etc/squid/errorpage.css", "/etc/squid/conf.d/debian.conf")
 
 # Files other than ELF closures and Python that the runtime reads.
 SYSTEM_FILES = (

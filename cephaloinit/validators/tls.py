@@ -13,9 +13,11 @@ from typing import Callable
 
 from .. import squid, squidconf, userfiles
 from ..errors import Fatal
+from ..settings import Settings
 from . import Context
 
 CERTGEN_TIMEOUT = 30.0
+UPSTREAM_TLS_DIR = "/etc/squid/ssl_cert"  # where the upstream CephaloProxy image documents it
 MERGED_NAME = "squid-ca.pem"
 
 
@@ -61,12 +63,23 @@ def merge(lib_dir: str, certificate: bytes, key: bytes,
     return final
 
 
+def tls_dir(settings: Settings) -> str:
+    """TLS_DIR; or, when TLS_DIR is left at its default and holds no
+    certificate, the upstream image's mount point for a Kubernetes TLS secret."""
+    default = Settings().tls_dir
+    if (settings.tls_dir == default and not os.path.lexists(os.path.join(default, "tls.crt"))
+            and os.path.lexists(os.path.join(UPSTREAM_TLS_DIR, "tls.crt"))):
+        return UPSTREAM_TLS_DIR
+    return settings.tls_dir
+
+
 def check(context: Context, config: squidconf.SquidConfig) -> str | None:
     if not config.ssl_bump:
         return None
     settings = context.settings
-    cert_path = os.path.join(settings.tls_dir, "tls.crt")
-    key_path = os.path.join(settings.tls_dir, "tls.key")
+    directory = tls_dir(settings)
+    cert_path = os.path.join(directory, "tls.crt")
+    key_path = os.path.join(directory, "tls.key")
     certificate = _read_pem(cert_path, "CA certificate", (b"-----BEGIN CERTIFICATE-----",), context)
     key = _read_pem(key_path, "CA private key",
                     (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY-----",

@@ -171,7 +171,8 @@ class Layout:
 
     def bump(self) -> None:
         self.write_config(f"http_port 3128 ssl-bump tls-cert={self.dirs['lib']}/squid-ca.pem\n"
-                          f"sslcrtd_program /x -s {self.dirs['lib']}/ssl_db -M 4MB\nssl_bump bump all\n")
+                          f"sslcrtd_program {self.root}/certgen -s {self.dirs['lib']}/ssl_db -M 4MB\n"
+                          "ssl_bump bump all\n")
 
     def make_ca(self, name: str = "tls", encrypted: bool = False) -> None:
         command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "2", "-subj", "/CN=t",
@@ -348,6 +349,35 @@ def test_tls_3_a_key_that_is_a_fifo_is_refused_without_blocking(layout):
     message = one_error(layout.validate())
     assert message == (f"The CA private key {layout.tls}/tls.key is a FIFO, not a regular file; "
                        "mount the PEM file itself")
+
+
+def test_programs_a_red_hat_helper_path_names_the_images_equivalent(layout):
+    certgen = f"{layout.root}/security_file_certgen"  # the layout's helper directory
+    with open(certgen, "w") as file:
+        file.write("#!/bin/sh\n")
+    os.chmod(certgen, 0o755)
+    layout.write_config("http_port 3128\n"
+                        "sslcrtd_program /usr/lib64/squid/ssl_crtd -s /var/lib/ssl_db -M 4MB\n")
+    message = one_error(layout.validate())
+    assert message == (f"sslcrtd_program in {layout.config} line 2 names /usr/lib64/squid/ssl_crtd, "
+                       f"which does not exist in this image; use {certgen}")
+
+
+def test_programs_a_helper_that_is_not_executable(layout):
+    helper = f"{layout.root}/rewriter"
+    open(helper, "w").close()
+    layout.write_config(f"http_port 3128\nurl_rewrite_program {helper} --fast\n")
+    message = one_error(layout.validate())
+    assert message == (f"url_rewrite_program in {layout.config} line 2 names {helper}, which is not "
+                       f"executable; the image's helpers are in {layout.root}")
+
+
+def test_programs_an_auth_helper_is_checked(layout):
+    layout.write_config("http_port 3128\nauth_param basic program /usr/lib64/squid/basic_ncsa_auth "
+                        "/etc/squid/passwd\n")
+    message = one_error(layout.validate())
+    assert message.startswith(f"auth_param in {layout.config} line 2 names "
+                              "/usr/lib64/squid/basic_ncsa_auth, which does not exist in this image")
 
 
 def test_directories_2_cannot_be_created(layout):

@@ -269,3 +269,14 @@ def test_a_failing_squid_z_is_reported(tmp_path):
     (tmp_path / "run_dir").mkdir()
     with pytest.raises(Fatal, match="Cannot initialise the cache directories .*: no space"):
         cache.check(context(tmp_path, Helpers(1, ["no space"])), facts(tmp_path, cache_dirs=(ufs,)))
+
+
+def test_the_upstream_images_ssl_cert_mount_is_used_when_tls_dir_is_left_at_its_default(
+        tmp_path, monkeypatch):
+    upstream = tmp_path / "ssl_cert"
+    upstream.mkdir()
+    (upstream / "tls.crt").write_text("")
+    monkeypatch.setattr(tls, "UPSTREAM_TLS_DIR", str(upstream))
+    assert tls.tls_dir(Settings()) == str(upstream)
+    # A TLS_DIR of one's own is used as it is.
+    assert tls.tls_dir(Settings(tls_dir=str(tmp_path / "mine"))) == str(tmp_path / "mine")
