@@ -42,6 +42,10 @@ class Settings(NamedTuple):
         return f"{self.run_dir}/cephaloinit.state"
 
 
+class Hint(ValueError):
+    """An invalid value with a word on what was probably meant."""
+
+
 def _port(text: str) -> int:
     text = text.strip()
     if not _INTEGER.fullmatch(text):
@@ -53,6 +57,9 @@ def _port(text: str) -> int:
 
 
 def _log_level(text: str) -> str:
+    if text.strip().isdigit():  # the upstream image's LOG_LEVEL was Squid's debug level
+        raise Hint("a number is Squid's debug level, which squid.conf sets: debug_options ALL,"
+                   + text.strip())
     level = text.strip().upper()
     if level == "WARN":
         level = "WARNING"
@@ -130,6 +137,14 @@ VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
 }
 
 
+# Variables of the upstream CephaloProxy image that have no meaning here, and
+# what to do instead (docs/migration.md).
+NOT_HERE = {
+    "CACHE_SIZE_MB": "a disk cache is a cache_dir line in squid.conf, e.g. "
+                     "cache_dir ufs /var/cache/squid 250 16 256 (examples/disk-cache.conf)",
+}
+
+
 def load(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
     """Return the settings and one warning line per invalid variable."""
     defaults = Settings()
@@ -141,10 +156,14 @@ def load(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
             continue
         try:
             values[field] = parse(text)
-        except ValueError:
+        except ValueError as error:
             default = getattr(defaults, field)
             shown = f"{default:g}" if isinstance(default, float) else default
+            hint = f" ({error})" if isinstance(error, Hint) else ""
             warnings.append(
-                f"Invalid {variable}={text!r}: expected {expected}; using the default {shown}"
+                f"Invalid {variable}={text!r}: expected {expected}{hint}; using the default {shown}"
             )
+    for variable, instead in NOT_HERE.items():
+        if environ.get(variable):
+            warnings.append(f"{variable} is not used by this image; {instead}")
     return defaults._replace(**values), warnings

@@ -31,7 +31,7 @@ STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 INVALID = {
     "port": ["0", "65536", "-1", "http", "3128.0", "0x10", "31 28", "３１２８", "3_128"],
     "address": ["nope", "256.0.0.1", "::g", "localhost", "127.0.0.1:8080", "*"],
-    "level": ["TRACE", "verbose", "0", "INFOO"],
+    "level": ["TRACE", "verbose", "1.5", "INFOO"],  # a plain number has its own hint, below
     "format": ["xml", "yaml", "JSONL", "plain"],
     "positive": ["0", "-1", "-0.5", "nan", "inf", "-inf", "1e400", "soon", "30s", "1,5", "1_0",
                  "３"],
@@ -578,3 +578,18 @@ def test_timing_sanity():
     started = time.monotonic()
     run_cli(["--version"], {})
     assert time.monotonic() - started < 5
+
+
+def test_the_upstream_images_numeric_log_level_says_what_to_use_instead():
+    settings, warnings = load({"LOG_LEVEL": "2"})
+    assert settings.log_level == "INFO"
+    assert warnings == ["Invalid LOG_LEVEL='2': expected DEBUG, INFO, WARNING, WARN or ERROR (a number "
+                        "is Squid's debug level, which squid.conf sets: debug_options ALL,2); using "
+                        "the default INFO"]
+
+
+def test_the_upstream_images_cache_size_says_what_to_use_instead():
+    _, warnings = load({"CACHE_SIZE_MB": "500"})
+    assert warnings == ["CACHE_SIZE_MB is not used by this image; a disk cache is a cache_dir line in "
+                        "squid.conf, e.g. cache_dir ufs /var/cache/squid 250 16 256 "
+                        "(examples/disk-cache.conf)"]
