@@ -54,11 +54,11 @@ def validate(context: Context) -> SquidConfig:
     certificate, and fails when it is not there yet. Swap directories come
     last, once Squid has accepted the config that names them.
     """
-    from . import cache, config, directories, programs, tls
+    from . import cache, config, directories, references, tls
 
     found = config.render(context, config.locate(context))
     directories.check(context, found)
-    programs.check(context, found)
+    references.check(context, found)
     tls.check(context, found)
     squid_config = config.parse(context, found)
     cache.check(context, squid_config)

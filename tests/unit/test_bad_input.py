@@ -593,3 +593,13 @@ def test_the_upstream_images_cache_size_says_what_to_use_instead():
     assert warnings == ["CACHE_SIZE_MB is not used by this image; a disk cache is a cache_dir line in "
                         "squid.conf, e.g. cache_dir ufs /var/cache/squid 250 16 256 "
                         "(examples/disk-cache.conf)"]
+
+
+def test_references_a_quoted_acl_file_that_is_missing(layout):
+    layout.write_config(f'http_port 3128\nacl blocked dstdomain "{layout.root}/blocked.acl"\n')
+    message = one_error(layout.validate())
+    assert message == (f"acl in {layout.config} line 2 reads the file {layout.root}/blocked.acl: No such "
+                       "file or directory; mount it, readable by the container's UID")
+    with open(f"{layout.root}/blocked.acl", "w") as file:
+        file.write(".example.com\n")
+    assert layout.validate().returncode == 0

@@ -1,5 +1,6 @@
-"""The programs validator: every helper the configuration names exists in the
-image and can be run.
+"""The references validator: every helper program the configuration names
+exists in the image and can be run, and every file it names in quotes
+(``acl blocked dstdomain "/etc/squid/blocked.acl"``) is a readable file.
 
 A config written for another distribution names its helpers where that
 distribution keeps them (Red Hat: /usr/lib64/squid/), sometimes by an older
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from .. import userfiles
 from ..errors import Fatal
 from ..squidconf import Directive, SquidConfig
 from . import Context
@@ -50,7 +52,26 @@ def equivalent(path: str, helper_dir: str) -> str | None:
     return candidate if candidate != path and os.access(candidate, os.X_OK) else None
 
 
+def quoted_files(directive: Directive) -> list[str]:
+    """Squid reads a quoted argument as a file of values: one per line."""
+    return [arg[1:-1] for arg in directive.args
+            if len(arg) > 2 and arg.startswith('"') and arg.endswith('"')]
+
+
+def check_files(config: SquidConfig) -> None:
+    for directive in config.directives:
+        for path in quoted_files(directive):
+            try:
+                userfiles.read_bytes(path, userfiles.MAX_CONFIG_BYTES)
+            except OSError as error:
+                raise Fatal(f"{directive.name} in {directive.where} reads the file {path}: "
+                            f"{error.strerror}; mount it, readable by the container's UID") from None
+            except userfiles.NotAFile as error:
+                raise Fatal(f"{directive.name} in {directive.where} reads the file {error}") from None
+
+
 def check(context: Context, config: SquidConfig) -> None:
+    check_files(config)
     helper_dir = os.path.dirname(context.settings.squid_certgen)  # where the image keeps them
     for directive in config.directives:
         path = program(directive)
