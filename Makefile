@@ -7,10 +7,6 @@ PY      = $(VENV)/bin/python
 
 .PHONY: test unit system integration fuzz bench venv clean
 
-# The container acceptance suites (tests/integration, bats; docs/testing.md)
-# need root and an engine: docker whose daemon answers, or podman.
-ENGINE_USABLE := $(shell [ "$$(id -u)" = 0 ] && { docker info >/dev/null 2>&1 || command -v podman >/dev/null 2>&1; } && echo yes)
-
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -19,18 +15,12 @@ $(PY): pyproject.toml
 
 venv: $(PY)
 
-# System tests skip themselves, with the reason, where root or unshare(1) is
-# missing. Coverage is branch coverage of cephaloinit/, including the copies
-# that run as PID 1 in child processes.
-test: $(PY)
-	$(PY) -m compileall -q cephaloinit
-	rm -rf .coverage-data && mkdir -m 1777 .coverage-data
-	$(PY) -m pytest --cov --cov-report=term tests
-ifeq ($(ENGINE_USABLE),yes)
-	$(MAKE) integration
-else
-	@echo "make test: container acceptance suites skipped: they need root and podman or docker (docs/testing.md)"
-endif
+# Every suite: unit, system, and the acceptance suite on podman and on docker
+# (tests/run-all; as root it installs container/dev-packages first and starts a
+# Docker daemon for the run when none answers). Ends with one line per suite:
+# ran, or skipped and why. ENGINES="podman" or "docker" narrows it.
+test:
+	PYTHON=$(PYTHON) VENV=$(VENV) tests/run-all
 
 unit: $(PY)
 	$(PY) -m pytest tests/unit
