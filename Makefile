@@ -4,16 +4,19 @@
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+# A stamp, not $(PY) itself: that is a symlink to $(PYTHON), and touching it
+# would touch the system's interpreter (and fail when not root).
+VENV_STAMP = $(VENV)/.installed
 
 .PHONY: test unit system integration fuzz bench venv clean
 
-$(PY): pyproject.toml
+$(VENV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(PY)
+	touch $@
 
-venv: $(PY)
+venv: $(VENV_STAMP)
 
 # Every suite: unit, system, and the acceptance suite on podman and on docker
 # (tests/run-all; as root it installs container/dev-packages first and starts a
@@ -22,10 +25,10 @@ venv: $(PY)
 test:
 	PYTHON=$(PYTHON) VENV=$(VENV) tests/run-all
 
-unit: $(PY)
+unit: $(VENV_STAMP)
 	$(PY) -m pytest tests/unit
 
-system: $(PY)
+system: $(VENV_STAMP)
 	$(PY) -m pytest tests/system
 
 # The image is built (or found up to date) first: make image, container/image.mk.
@@ -39,7 +42,7 @@ bench: image
 
 # The long fuzz run of the health server (make test runs a ~20 s one).
 FUZZ_SECONDS ?= 300
-fuzz: $(PY)
+fuzz: $(VENV_STAMP)
 	$(PY) -m tests.fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
