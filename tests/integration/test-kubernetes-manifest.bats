@@ -6,7 +6,7 @@
 load helpers
 
 setup_file() {
-    [ "$ENGINE" = podman ] || skip "kube play needs podman"
+    engine_only podman "podman kube play: docker has no equivalent" || return 0
     suite_setup_file --origin
     export MANIFEST=$BATS_FILE_TMPDIR/kubernetes.yaml
     sed "s|image: cephaloproxy:trixie|image: $IMAGE_NAME|" "$CP_REPO_DIR/deploy/kubernetes.yaml" >"$MANIFEST"
@@ -14,8 +14,12 @@ setup_file() {
         || { fail "podman kube play failed"; return 1; }
     export POD=cephaloproxy-pod-0 CONTAINER=cephaloproxy-pod-0-proxy
 }
+setup() { skip_other_engine; }
 teardown_file() {
-    [ -n "${MANIFEST:-}" ] && engine kube down "$MANIFEST" >/dev/null 2>&1
+    [ -z "${CP_SKIP_FILE:-}" ] || return 0
+    if [ -n "${MANIFEST:-}" ]; then
+        engine kube down "$MANIFEST" >/dev/null 2>&1 || true
+    fi
     suite_teardown_file
 }
 

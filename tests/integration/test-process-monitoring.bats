@@ -12,23 +12,6 @@ teardown() { suite_teardown; }
 
 SQUID_DEATH_MAX_MS=${SQUID_DEATH_MAX_MS:-2000}
 
-# child_host_pid NAME COMM [CMDLINE_WORD]: host PID of the container's PID 1
-# child whose /proc comm is COMM (and whose command line has the word).
-child_host_pid() {
-    local name=$1 comm=$2 word=${3:-} init child
-    init=$(engine inspect --format '{{.State.Pid}}' "$name")
-    [ -n "$init" ] && [ "$init" != 0 ] || { fail "no host PID for $name"; return 1; }
-    for child in $(cat /proc/"$init"/task/*/children 2>/dev/null | tr ' ' '\n' | sort -u); do
-        [ "$(cat "/proc/$child/comm" 2>/dev/null)" = "$comm" ] || continue
-        if [ -n "$word" ] && ! tr '\0' ' ' <"/proc/$child/cmdline" | grep -qw -- "$word"; then
-            continue
-        fi
-        echo "$child"
-        return 0
-    done
-    fail "no child '$comm' of $name (init host PID $init)"
-}
-
 @test "kill -9 of Squid: the container exits 1 within 2 s and logs why" {
     local name pid killed_at exited_at
     name=$(cname squid-killed)
