@@ -32,10 +32,11 @@ class Verdict(NamedTuple):
 
 
 def process_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie.
+    """True while ``pid`` exists, is not a zombie and is not stopped.
 
     ``kill(pid, 0)`` answers existence (EPERM still means it exists); /proc
-    tells a zombie apart, e.g. Squid dead but not yet reaped by the supervisor.
+    tells a zombie apart (Squid dead but not yet reaped by the supervisor) and
+    a stopped process (SIGSTOP, a debugger): it exists but answers nobody.
     """
     try:
         os.kill(pid, 0)
@@ -44,7 +45,7 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         pass
     found = procfs.stat(pid)
-    return found is None or found.state not in ("Z", "X")
+    return found is None or found.state not in ("Z", "X", "T", "t")
 
 
 def valid_pid(value: object) -> int | None:

@@ -34,7 +34,6 @@ FAST_HEALTHCHECK=(--keep-healthcheck --health-interval 1s --health-timeout 2s --
 }
 
 @test "Docker's HEALTHCHECK turns unhealthy when Squid stops answering (SIGSTOP)" {
-    skip "known issue: liveness (/health) checks that Squid's process exists, not that it answers; a frozen Squid stays healthy (docs/testing.md)"
     local name
     name=$(cname frozen)
     start_proxy "$name" "${FAST_HEALTHCHECK[@]}"

@@ -92,6 +92,29 @@ def test_process_alive_on_this_process_and_a_free_pid():
     assert not checks.process_alive(2 ** 22 + 1)  # above pid_max's maximum
 
 
+def test_a_stopped_process_is_not_alive_until_it_continues():
+    """A Squid frozen by SIGSTOP exists but answers nobody: liveness must fail."""
+    import os
+    import signal
+    import subprocess
+
+    from cephaloinit import procfs
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = 100
+        while procfs.stat(child.pid).state not in ("T", "t") and deadline:
+            os.sched_yield()  # the stop takes effect at the child's next scheduling
+            deadline -= 1
+        assert not checks.process_alive(child.pid)
+        os.kill(child.pid, signal.SIGCONT)
+        assert checks.process_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
 # -- readiness ----------------------------------------------------------------
 def test_running_ready_and_all_checks_pass_is_ready():
     assert ready(state()) == checks.Verdict(True, "READY")
