@@ -116,7 +116,7 @@ print("ok")
         # podman keeps it at the top level of the image's inspect document.
         run engine image inspect --format '{{json .HealthCheck}}' "$IMAGE_NAME"
     fi
-    [[ "$output" == *'"cephaloinit"'*'"check"'* ]] \
+    [[ "$output" == *'cephaloinit"'*'"check"'* ]] \
         || fail "no HEALTHCHECK (podman build without --format docker drops it): $output"
 }
 
