@@ -343,3 +343,31 @@ start_bump_example() {
     run run_image -v "$EXAMPLES/ssl-bump.conf:/etc/squid/squid.conf:ro" -v "$PKI_DIR/tls:/etc/squid/tls:ro" -- validate
     [ "$status" -eq 0 ] || fail "ssl-bump: $output"
 }
+
+# --- docs/migration.md ---------------------------------------------------------------
+
+@test "an upstream image's config naming Red Hat helper paths is refused with the image's equivalent" {
+    local conf
+    conf=$(conf_file squid.conf <<'CONF'
+http_port 3128
+auth_param basic program /usr/lib64/squid/basic_ncsa_auth /etc/squid/htpasswd
+acl authenticated proxy_auth REQUIRED
+http_access allow authenticated
+http_access deny all
+CONF
+)
+    run run_image -v "$conf:/etc/squid/squid.conf:ro" -- validate
+    [ "$status" -eq 1 ] || fail "status $status: $output"
+    [[ "$output" == *"[ERROR] auth_param in /etc/squid/squid.conf line 2 names /usr/lib64/squid/basic_ncsa_auth, which does not exist in this image; use /usr/lib/squid/basic_ncsa_auth"* ]] \
+        || fail "$output"
+}
+
+@test "the upstream image's CACHE_SIZE_MB and numeric LOG_LEVEL each get one line saying what to use instead" {
+    run run_image -e CACHE_SIZE_MB=500 -e LOG_LEVEL=2 -- validate
+    [ "$status" -eq 0 ] || fail "$output"
+    [[ "$output" == *"[WARNING] CACHE_SIZE_MB is not used by this image; a disk cache is a cache_dir line in squid.conf"*"examples/disk-cache.conf"* ]] \
+        || fail "$output"
+    [[ "$output" == *"[WARNING] Invalid LOG_LEVEL='2': "*"debug_options ALL,2"* ]] || fail "$output"
+    # The example the message points to exists.
+    [ -f "$EXAMPLES/disk-cache.conf" ]
+}
