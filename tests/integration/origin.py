@@ -11,6 +11,9 @@ Endpoints (any Host header is accepted):
   /slow?seconds=S&chunks=N    200, N chunks of 1024 bytes spread over S seconds
                               (Content-Length is sent first, so a client knows
                               whether it got the whole body)
+  /cacheable[...]             200, like /hello but cacheable for an hour
+                              (Cache-Control: max-age, Last-Modified), so a proxy
+                              with a cache answers the next request itself
   anything else               404
 
 Every request is appended to --log as one line "<scheme> <method> <path> host=<Host>
@@ -45,11 +48,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.server.log_lock, open(self.server.log_path, "a", encoding="utf-8") as log:
             log.write(line)
 
-    def _send(self, status: int, body: bytes) -> None:
+    def _send(self, status: int, body: bytes, cacheable: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
+        if cacheable:
+            self.send_header("Cache-Control", "public, max-age=3600")
+            self.send_header("Last-Modified", self.date_time_string(time.time() - 86400))
+        else:
+            self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
@@ -62,13 +69,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._record()
         url = urllib.parse.urlsplit(self.path)
-        if url.path.startswith("/hello"):
+        if url.path.startswith(("/hello", "/cacheable")):
             body = (f"hello from the test origin\n"
                     f"scheme={self.server.scheme}\n"
                     f"path={self.path}\n"
                     f"host={self.headers.get('Host', '')}\n"
                     f"via={self.headers.get('Via', '')}\n").encode()
-            self._send(200, body)
+            self._send(200, body, cacheable=url.path.startswith("/cacheable"))
         elif url.path == "/slow":
             self._slow(urllib.parse.parse_qs(url.query))
         else:
