@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 
 REDACTED = "[redacted]"
-# A PEM boundary, and any unbroken run of base64 long enough to be key
-# material (a PEM body line, down to its short last one) that mixes upper case,
-# lower case and digits as encoded random bytes do; paths and Squid's own
-# messages have no such runs.
+# A PEM boundary, and any unbroken run of base64 as long as a PEM body line
+# (64 characters; 40 leaves room) that mixes upper case, lower case and
+# digits as encoded random bytes do; paths and Squid's own messages have no
+# such runs.
 _PEM_BOUNDARY = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----")
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 
 
 # Squid quotes a line it does not understand whole: a quoted word made only

@@ -81,10 +81,16 @@ def _address(text: str) -> str:
     return str(ipaddress.ip_address(text.strip()))
 
 
+# In the squid.conf Squid runs, these would be a glob, a quote, an escape or a
+# macro (${service_name}).
+_SPECIAL_IN_SQUID_CONF = set('*?["\\$')
+
+
 def _absolute_path(text: str) -> str:
     """Paths are written into the squid.conf Squid runs, where whitespace
     separates words, and into UTF-8 files and log lines."""
-    if not text.startswith("/") or any(character.isspace() for character in text):
+    if (not text.startswith("/") or any(character.isspace() for character in text)
+            or _SPECIAL_IN_SQUID_CONF.intersection(text)):
         raise ValueError
     try:
         text.encode("utf-8")
@@ -114,6 +120,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+PATH_EXPECTED = 'an absolute path without whitespace or any of * ? [ " \\ $'
 # variable name -> (field, parser, what a valid value looks like)
 VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
     "SQUID_PORT": ("squid_port", _port, "a port number 1-65535"),
@@ -124,16 +131,16 @@ VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
     "SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_seconds, "a number of seconds > 0"),
     "STARTUP_TIMEOUT": ("startup_timeout", _positive_seconds, "a number of seconds > 0"),
     "READINESS_DRAIN": ("readiness_drain", _seconds_or_zero, "a number of seconds >= 0"),
-    "SQUID_CONFIG": ("squid_config", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_DEFAULT_CONFIG": ("squid_default_config", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_BINARY": ("squid_binary", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_CERTGEN": ("squid_certgen", _absolute_path, "an absolute path, no whitespace"),
-    "TLS_DIR": ("tls_dir", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_RUN_DIR": ("run_dir", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_LOG_DIR": ("log_dir", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_LIB_DIR": ("lib_dir", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, "an absolute path, no whitespace"),
-    "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, "an absolute path, no whitespace"),
+    "SQUID_CONFIG": ("squid_config", _absolute_path, PATH_EXPECTED),
+    "SQUID_DEFAULT_CONFIG": ("squid_default_config", _absolute_path, PATH_EXPECTED),
+    "SQUID_BINARY": ("squid_binary", _absolute_path, PATH_EXPECTED),
+    "SQUID_CERTGEN": ("squid_certgen", _absolute_path, PATH_EXPECTED),
+    "TLS_DIR": ("tls_dir", _absolute_path, PATH_EXPECTED),
+    "SQUID_RUN_DIR": ("run_dir", _absolute_path, PATH_EXPECTED),
+    "SQUID_LOG_DIR": ("log_dir", _absolute_path, PATH_EXPECTED),
+    "SQUID_LIB_DIR": ("lib_dir", _absolute_path, PATH_EXPECTED),
+    "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, PATH_EXPECTED),
+    "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, PATH_EXPECTED),
 }
 
 

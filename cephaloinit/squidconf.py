@@ -6,8 +6,10 @@ ending in a backslash continues on the next (whose leading whitespace is
 dropped); trailing whitespace is dropped; the macros ``${service_name}``,
 ``${process_name}`` and ``${process_number}`` are replaced; ``if EXPR`` /
 ``else`` / ``endif`` select lines (EXPR is ``true``, ``false`` or
-``INTEGER = INTEGER``); ``include`` takes paths and globs, relative ones
-resolved from the working directory, nested at most 16 deep. Everything else
+``INTEGER = INTEGER``); ``include`` takes paths and globs, nested at most 16
+deep. Stricter than Squid, with one line naming the place: an include by
+relative path (Squid would resolve it from a working directory that changes
+once it runs), a line longer than Squid's line buffer, a file with NUL bytes. Everything else
 is a directive: its name and whitespace-separated words.
 
 Readiness, the drain, the validators and the cache manager all use what
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 from typing import NamedTuple
 
 from . import userfiles
 
 MAX_INCLUDE_DEPTH = 16  # Squid's own limit
+MAX_LINE = 8192  # Squid's line buffer (BUFSIZ), newline and NUL included
 # What Squid run as `squid -N -f CONF` substitutes: no -n service name, and
 # the one process, which is no SMP kid, is "squid" number 0.
 MACROS = {"${service_name}": "squid", "${process_name}": "squid", "${process_number}": "0"}
@@ -69,12 +73,20 @@ class SquidConfig(NamedTuple):
         return [d for d in self.directives if d.name == name]
 
 
+def holds_key(data: bytes) -> bool:
+    return any(marker in data for marker in KEY_MARKERS)
+
+
 def read_text(path: str) -> str:
-    """One config file's text; refuses what is not a regular file, and key material."""
+    """One config file's text; refuses what is not a regular file, key
+    material, and binary data (a DER key has NUL bytes; Squid's line reader
+    would stop at them and quote the rest back)."""
     data = userfiles.read_bytes(path, userfiles.MAX_CONFIG_BYTES)
-    if any(marker in data for marker in KEY_MARKERS):
+    if holds_key(data):
         raise ConfigError(f"{path} holds a private key, not Squid configuration; "
                           "include only configuration files (the CA belongs in TLS_DIR)")
+    if b"\0" in data:
+        raise ConfigError(f"{path} holds NUL bytes: it is not a text configuration file")
     return data.decode("utf-8", "replace")
 
 
@@ -84,10 +96,15 @@ def expand(text: str) -> str:
     return text
 
 
-def logical_lines(text: str):
+def logical_lines(text: str, path: str = "squid.conf"):
     """(line number, line) with comments, blank lines and continuations handled."""
     pending, start = "", 0
     for number, raw in enumerate(text.split("\n"), 1):
+        if len(raw.encode()) >= MAX_LINE:
+            # Squid reads lines into a fixed buffer and would take the rest of
+            # this one as a line of its own: what we read would not be what it reads.
+            raise ConfigError(f"{path} line {number} is longer than the {MAX_LINE - 1} bytes "
+                              "Squid reads as one line; continue it with a backslash")
         line = raw.split("\r", 1)[0].lstrip()
         if not line or line.startswith("#"):
             continue
@@ -113,7 +130,11 @@ def _statement(line: str, word: str) -> str | None:
 
 
 def _integer(text: str) -> int:
-    return int(text, 0)  # like strtol(..., 0): 10, 0x10, 010
+    """Like C's strtol(text, ..., 0): 10, 0x10, and 010 (octal, 8)."""
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX":
+        return int(text, 8)
+    return int(text, 0)
 
 
 def evaluate(expression: str, where: str) -> bool:
@@ -140,7 +161,7 @@ def directives_in(text: str, path: str, depth: int = 0) -> list[Directive]:
     """Every directive of ``text``, read from ``path``, and what it includes."""
     found: list[Directive] = []
     conditions: list[bool] = []
-    for number, line in logical_lines(text):
+    for number, line in logical_lines(text, path):
         where = f"{path} line {number}"
         if (expression := _statement(line, "if")) is not None:
             conditions.append(evaluate(expression, where))
@@ -156,7 +177,7 @@ def directives_in(text: str, path: str, depth: int = 0) -> list[Directive]:
             if not words:
                 continue
             if words[0] == "include" and len(words) > 1:
-                found.extend(included(words[1:], where, depth))
+                found.extend(included(include_paths(line), where, depth))
             else:
                 found.append(Directive(words[0], tuple(words[1:]), path, number))
     if conditions:
@@ -172,9 +193,22 @@ def uncommented(words: list[str]) -> list[str]:
     return words
 
 
+def include_paths(line: str) -> list[str]:
+    """The paths of an include line, which Squid splits like words of a shell:
+    a quoted path may hold spaces."""
+    try:
+        return shlex.split(line[len("include"):], comments=True)
+    except ValueError:  # an unbalanced quote
+        return uncommented(line.split()[1:])
+
+
 def included(patterns: list[str], where: str, depth: int) -> list[Directive]:
     found: list[Directive] = []
     for pattern in patterns:
+        if not pattern.startswith("/"):
+            # Squid resolves it from its working directory, which is not ours
+            # and changes once it runs (coredump_dir): a reload would miss it.
+            raise ConfigError(f"{where}: include {pattern} is a relative path; write it in full")
         matches = sorted(glob.glob(pattern))
         if not matches:
             raise ConfigError(f"{where}: include {pattern} matches no file")

@@ -104,7 +104,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             self.log.info(f"CephaloProxy entrypoint starting (UID: {os.getuid()}, GID: {os.getgid()})")
-            self.config = self.validate()
+            self.config = validators.put_in_place(self.validate())
             self.start_health()
             self.start_squid()
             self.enter(State.RUNNING)  # STARTING_SQUID -> RUNNING
@@ -127,9 +127,11 @@ class Supervisor:
         """`cephaloinit validate`: the validators alone, then exit 0 or 1.
 
         A dry run, also inside a running container (`docker exec ... validate`):
-        it writes only into a scratch directory of its own, publishes no
-        state, and leaves the pid file, the merged CA and the swap
-        directories of the running Squid alone."""
+        it renders into a scratch directory of its own, publishes no state,
+        and leaves what a running proxy uses alone (its config, pid file,
+        merged CA, swap directories). What does not exist yet may be created
+        (the directories, a first merged CA and certificate database).
+        Interrupted by a stop signal, it gives no verdict: exit 128+N."""
         import shutil
         import tempfile
 
@@ -146,7 +148,8 @@ class Supervisor:
             self.validate()
         except StopRequested:
             self.stop_children()
-            return EXIT_OK
+            self.log.warning(f"Validation interrupted by {signals.name(self.stop_signal)}: no verdict")
+            return 128 + self.stop_signal
         except Fatal as fatal:
             self.log.error(str(fatal))
             self.stop_children()
@@ -196,6 +199,12 @@ class Supervisor:
         try:
             config = validators.validate(self.validator_context()._replace(reload=True,
                                                                            mounted=self.mounted))
+            if config.pid_file != self.config.pid_file:
+                # Squid writes its pid file when it starts, not when it reconfigures.
+                raise Fatal(f"pid_filename changed from {self.config.pid_file} to "
+                            f"{config.pid_file}; Squid applies it only when it starts: restart "
+                            "the container to apply it")
+            config = validators.put_in_place(config)
         except Fatal as fatal:
             if self.failure is not None:  # Squid died meanwhile: not a config problem
                 raise

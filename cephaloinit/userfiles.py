@@ -30,7 +30,23 @@ def read_bytes(path: str, limit: int) -> bytes:
     Raises OSError when it cannot be opened or read, NotAFile when it is not
     a regular file or is larger than ``limit``.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    data, size = _read(path, limit + 1)
+    if size > limit:
+        raise NotAFile(f"{path} is larger than {limit // 1024} KiB")
+    return data
+
+
+def head(path: str, limit: int) -> bytes:
+    """The first ``limit`` bytes of the regular file ``path``, however large it
+    is: for files we only look into (a blocklist Squid reads), not parse."""
+    return _read(path, limit)[0]
+
+
+def _read(path: str, limit: int) -> tuple[bytes, int]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except ValueError:  # a NUL byte
+        raise NotAFile(f"{path!r} is not a valid path") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -38,14 +54,12 @@ def read_bytes(path: str, limit: int) -> bytes:
             raise NotAFile(f"{path} is {kind}, not a regular file")
         chunks = []
         size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        while size < limit:
+            chunk = os.read(fd, min(1 << 20, limit - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        if size > limit:
-            raise NotAFile(f"{path} is larger than {limit // 1024} KiB")
-        return b"".join(chunks)
+        return b"".join(chunks), size
     finally:
         os.close(fd)

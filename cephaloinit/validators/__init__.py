@@ -65,4 +65,12 @@ def validate(context: Context) -> SquidConfig:
     return squid_config
 
 
-__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "validate"]
+def put_in_place(found: SquidConfig) -> SquidConfig:
+    """The accepted config becomes the one Squid runs; until then a rejected
+    one has left the file in use untouched."""
+    from . import config
+
+    return config.put_in_place(found)
+
+
+__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "put_in_place", "validate"]

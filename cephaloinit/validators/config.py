@@ -121,11 +121,11 @@ def render(context: Context, source: Source) -> squidconf.SquidConfig:
     return found._replace(run_path=candidate)
 
 
-def promote(candidate: str) -> str:
-    """Make a validated rendered config the one in use."""
-    final = candidate[: -len(".new")]
-    os.replace(candidate, final)
-    return final
+def put_in_place(found: squidconf.SquidConfig) -> squidconf.SquidConfig:
+    """Make the accepted rendered config the one Squid runs (and re-reads)."""
+    final = found.run_path[: -len(".new")]
+    os.replace(found.run_path, final)
+    return found._replace(run_path=final)
 
 
 def problem_lines(output: list[str]) -> list[str]:
@@ -140,10 +140,10 @@ def _reason(error: ValueError) -> str:
 
 
 def parse(context: Context, found: squidconf.SquidConfig) -> squidconf.SquidConfig:
-    """Squid's own verdict on the rendered layer, which is then put in place."""
+    """Squid's own verdict on the rendered layer."""
     result = context.run_helper("squid -k parse",
                                 squid.parse_command(context.settings, found.run_path), PARSE_TIMEOUT)
     if result.exit_code != 0:
         details = " | ".join(problem_lines(result.output)) or f"exit code {result.exit_code}"
         raise Fatal(f"Squid configuration {found.path} is invalid: {details}")
-    return found if context.dry_run else found._replace(run_path=promote(found.run_path))
+    return found

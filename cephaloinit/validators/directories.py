@@ -62,8 +62,6 @@ def ensure_writable(path: str, named_by: str, context: Context) -> None:
            f"or mount a writable volume there")
     try:
         os.makedirs(path, mode=0o775, exist_ok=True)
-    except ValueError:  # a NUL byte in a path from squid.conf
-        raise Fatal(f"Directory {path!r} from the Squid configuration is not a valid path") from None
     except OSError as error:
         raise Fatal(f"Cannot create directory {where} as UID {context.uid} (GID {context.gid}): "
                     f"{error.strerror}; {fix}") from None

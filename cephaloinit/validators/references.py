@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .. import userfiles
+from .. import squidconf, userfiles
 from ..errors import Fatal
 from ..squidconf import Directive, SquidConfig
 from . import Context
@@ -53,21 +53,32 @@ def equivalent(path: str, helper_dir: str) -> str | None:
 
 
 def quoted_files(directive: Directive) -> list[str]:
-    """Squid reads a quoted argument as a file of values: one per line."""
-    return [arg[1:-1] for arg in directive.args
+    """The files an ``acl`` reads its values from: quoted arguments after its
+    name and type (elsewhere a quoted argument is just a quoted value)."""
+    if directive.name != "acl":
+        return []
+    return [arg[1:-1] for arg in directive.args[2:]
             if len(arg) > 2 and arg.startswith('"') and arg.endswith('"')]
 
 
 def check_files(config: SquidConfig) -> None:
     for directive in config.directives:
         for path in quoted_files(directive):
+            place = f"{directive.name} in {directive.where}"
+            if not path.startswith("/"):
+                raise Fatal(f"{place} reads the file {path} by a relative path; write it in full")
             try:
-                userfiles.read_bytes(path, userfiles.MAX_CONFIG_BYTES)
+                # A blocklist may be large: only its start is read, enough to
+                # tell a key (a few KiB) that would end up quoted in Squid's log.
+                start = userfiles.head(path, userfiles.MAX_PEM_BYTES)
             except OSError as error:
-                raise Fatal(f"{directive.name} in {directive.where} reads the file {path}: "
-                            f"{error.strerror}; mount it, readable by the container's UID") from None
+                raise Fatal(f"{place} reads the file {path}: {error.strerror}; "
+                            "mount it, readable by the container's UID") from None
             except userfiles.NotAFile as error:
-                raise Fatal(f"{directive.name} in {directive.where} reads the file {error}") from None
+                raise Fatal(f"{place} reads the file {error}") from None
+            if squidconf.holds_key(start):
+                raise Fatal(f"{place} reads the file {path}, which holds a private key; "
+                            "name a file of ACL values")
 
 
 def check(context: Context, config: SquidConfig) -> None:
@@ -75,6 +86,8 @@ def check(context: Context, config: SquidConfig) -> None:
     helper_dir = os.path.dirname(context.settings.squid_certgen)  # where the image keeps them
     for directive in config.directives:
         path = program(directive)
+        if path is not None and "\0" in path:
+            raise Fatal(f"{directive.name} in {directive.where} names a path with a NUL byte")
         if path is None or (os.path.isfile(path) and os.access(path, os.X_OK)):
             continue
         problem = "is not executable" if os.path.exists(path) else "does not exist in this image"

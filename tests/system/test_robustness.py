@@ -162,3 +162,19 @@ def test_pid_1_started_with_stdout_closed_still_sees_signals(start, proxy):
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
     poll(lambda: proxy.state["state"] == "EXITED", what="EXITED published")
+
+
+def test_a_reload_that_changes_pid_filename_is_rejected_and_squid_keeps_serving(run, proxy, origin):
+    """Squid writes its pid file when it starts, not when it reconfigures:
+    accepted, this reload waited for a file that never came and ended the container."""
+    proxy.write_config(basic_config(proxy))
+    init = run(env={"STARTUP_TIMEOUT": "5"})
+    wait_ready(init)
+    proxy.write_config(basic_config(proxy).replace(f"{proxy.root}/run/squid.pid",
+                                                   f"{proxy.root}/run/other.pid"))
+    init.signal(signal.SIGHUP)
+    assert b"pid_filename changed from" in init.wait_for_line("Reload rejected")
+    poll(lambda: proxy.state["ready"], what="ready again after the rejected reload")
+    assert fetch(proxy, f"{origin}/") == b"hello from the origin\n"
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0

@@ -39,7 +39,7 @@ INVALID = {
     # whitespace would split the path in the squid.conf Squid runs; a byte that is
     # not UTF-8 reaches Python as a lone surrogate
     "path": ["relative", "./x", "~/x", "squid.conf", " /leading-space", "/my dir", "/tab\tdir",
-             "/not-utf8-\udcff"],
+             "/not-utf8-\udcff", "/etc/[x]", "/a*", "/${service_name}", '/"q"'],
 }
 KIND = {
     "SQUID_PORT": "port", "HEALTH_PORT": "port", "HEALTH_BIND": "address", "LOG_LEVEL": "level",
@@ -333,11 +333,11 @@ def test_directories_2_pid_filename_names_a_directory(layout):
                        f"in it, e.g. {run}/squid.pid")
 
 
-def test_directories_2_a_nul_byte_in_a_cache_dir_path(layout):
+def test_config_1_a_nul_byte_in_the_config(layout):
     layout.write_config(f"http_port 3128\ncache_dir ufs {layout.root}/a\0b 100 16 256\n")
     message = one_error(layout.validate())
-    assert message == (f"Directory '{layout.root}/a\\x00b' from the Squid configuration is not a "
-                       "valid path")
+    assert message == (f"Squid configuration {layout.config} is invalid: {layout.config} holds NUL "
+                       "bytes: it is not a text configuration file")
 
 
 @needs_openssl
@@ -603,3 +603,48 @@ def test_references_a_quoted_acl_file_that_is_missing(layout):
     with open(f"{layout.root}/blocked.acl", "w") as file:
         file.write(".example.com\n")
     assert layout.validate().returncode == 0
+
+
+@needs_openssl
+def test_references_a_key_named_as_an_acl_file_is_refused(layout):
+    """Squid would quote its lines in warnings once running (`Ignoring unknown protocol '...'`)."""
+    layout.make_ca()
+    layout.write_config(f'http_port 3128\nacl k proto "{layout.tls}/tls.key"\n')
+    message = one_error(layout.validate())
+    assert message == (f"acl in {layout.config} line 2 reads the file {layout.tls}/tls.key, which holds "
+                       "a private key; name a file of ACL values")
+
+
+def test_references_a_quoted_value_that_is_not_an_acl_file_is_left_alone(layout):
+    layout.write_config('http_port 3128\nrequest_header_add X-Client-CA "CA=%ssl::>cert_issuer" all\n')
+    assert layout.validate().returncode == 0
+
+
+def test_references_a_large_blocklist_is_fine(layout):
+    blocklist = f"{layout.root}/big.acl"
+    with open(blocklist, "w") as file:
+        file.write(".example.com\n" * 1_400_000)  # about 18 MB
+    layout.write_config(f'http_port 3128\nacl big dstdomain "{blocklist}"\n')
+    assert layout.validate().returncode == 0
+
+
+def test_validate_interrupted_by_a_stop_gives_no_verdict_and_128_plus_n(layout):
+    with open(layout.squid, "w") as file:
+        file.write("#!/bin/sh\necho started > \"$0.started\"\nexec sleep 30\n")
+    process = subprocess.Popen([sys.executable, "-m", "cephaloinit", "validate"],
+                               env={"PATH": os.environ["PATH"], "PYTHONPATH": REPO, **layout.env},
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"{layout.squid}.started"):  # squid -k parse is running
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert b"Validation interrupted by SIGTERM: no verdict" in out
+    assert b"Traceback" not in out + err

@@ -114,11 +114,31 @@ def test_comments_inside_a_continued_line_are_skipped_and_indentation_dropped(tm
     assert config.directives[0].line == 1
 
 
-def test_a_relative_include_is_resolved_from_the_working_directory(tmp_path, monkeypatch):
+def test_a_relative_include_is_refused(tmp_path, monkeypatch):
+    """Squid resolves it from its working directory, which changes once it runs:
+    valid at start-up, it would be missing at the next reload."""
     write(tmp_path / "extra.conf", "http_port 3999\n")
     monkeypatch.chdir(tmp_path)
-    config = squidconf.read_config(write(tmp_path / "c", "include extra.conf\n"))
+    with pytest.raises(squidconf.ConfigError, match="line 1: include extra.conf is a relative path"):
+        squidconf.read_config(write(tmp_path / "c", "include extra.conf\n"))
+
+
+def test_a_quoted_include_path_is_taken_as_squid_does(tmp_path):
+    (tmp_path / "with space").mkdir()
+    write(tmp_path / "with space" / "x.conf", "http_port 3999\n")
+    config = squidconf.read_config(write(tmp_path / "c", f'include "{tmp_path}/with space/x.conf"\n'))
     assert config.ports == (3999,)
+
+
+def test_octal_in_a_condition_is_read_as_strtol_reads_it(tmp_path):
+    config = squidconf.read_config(write(tmp_path / "c", "if 010 = 8\nhttp_port 1\nendif\n"))
+    assert config.ports == (1,)
+
+
+def test_a_line_longer_than_squids_buffer_is_refused(tmp_path):
+    """Squid would read its tail as a line of its own (an include behind a comment)."""
+    with pytest.raises(squidconf.ConfigError, match="line 1 is longer than the 8191 bytes"):
+        squidconf.read_config(write(tmp_path / "c", "#" + "x" * 8190 + "include /etc/x\n"))
 
 
 def test_an_include_that_matches_nothing_is_named_with_its_line(tmp_path):

@@ -59,7 +59,7 @@ def test_without_a_mounted_config_the_default_runs_inside_the_layer_beside_the_o
     found = config.render(ctx, config.locate(ctx))
     assert found.run_path == f"{tmp_path}/run_dir/squid.conf.new"
     assert found.path == f"{REPO}/container/squid.conf.default"
-    parsed = config.parse(ctx, found)
+    parsed = config.put_in_place(config.parse(ctx, found))
     assert parsed.run_path == f"{tmp_path}/run_dir/squid.conf"
     assert os.path.exists(parsed.run_path) and not os.path.exists(found.run_path)
     assert ctx.run_helper.calls[0][1][-4:] == ["-k", "parse", "-f", found.run_path]
