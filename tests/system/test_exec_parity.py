@@ -15,6 +15,7 @@ import pytest
 from cephaloinit import procfs, signals
 
 from .conftest import REPO, poll
+from ..signal_state import glibc_internal_ignored
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
 PY = sys.executable
@@ -217,18 +218,6 @@ def started_with(ignored: int, blocked: int):
 
 def mask_of(signums) -> int:
     return sum(1 << (int(s) - 1) for s in signums)
-
-
-def glibc_internal_ignored() -> int:
-    """Signals 32 and 33 (glibc's own) as ignored in this test process: a
-    parent that used posix_spawn (make does) leaves them ignored, nobody can
-    reset them through Python, and every descendant inherits them. What our
-    children show of them comes from there, not from us."""
-    with open("/proc/self/status") as file:
-        for line in file:
-            if line.startswith("SigIgn:"):
-                return int(line.split()[1], 16) & (0b11 << 31)
-    return 0
 
 
 def test_cmd_inherits_the_ignored_signals_and_mask_we_were_started_with_and_nothing_else(run):

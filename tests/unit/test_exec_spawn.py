@@ -11,6 +11,7 @@ import pytest
 from cephaloinit import procfs, signals
 from cephaloinit.children import Children
 from cephaloinit.loop import Loop
+from ..signal_state import glibc_internal_ignored
 
 LEADS_ITS_GROUP = "import os; print(os.getpgrp() == os.getpid())"
 
@@ -45,18 +46,6 @@ def run_and_capture(children, argv, **spawn_options) -> list[bytes]:
 def status_mask(lines, field) -> int:
     text = b"".join(lines).decode()
     return int(text.split(f"{field}:\t")[1].split()[0], 16)
-
-
-def glibc_internal_ignored() -> int:
-    """Signals 32 and 33 (glibc's own) as ignored in this test process: a
-    parent that used posix_spawn (make does) leaves them ignored, nobody can
-    reset them through Python, and every descendant inherits them. What our
-    children show of them comes from there, not from us."""
-    with open("/proc/self/status") as file:
-        for line in file:
-            if line.startswith("SigIgn:"):
-                return int(line.split()[1], 16) & (0b11 << 31)
-    return 0
 
 
 @pytest.mark.timeout(30)
