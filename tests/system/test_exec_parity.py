@@ -15,6 +15,7 @@ import pytest
 from cephaloinit import procfs, signals
 
 from .conftest import REPO, poll
+
 from ..signal_state import glibc_internal_ignored
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")

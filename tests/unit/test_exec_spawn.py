@@ -11,6 +11,7 @@ import pytest
 from cephaloinit import procfs, signals
 from cephaloinit.children import Children
 from cephaloinit.loop import Loop
+
 from ..signal_state import glibc_internal_ignored
 
 LEADS_ITS_GROUP = "import os; print(os.getpgrp() == os.getpid())"
