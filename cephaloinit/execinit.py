@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from . import __version__, logs, signals
 from .children import Child, Children, describe_status, exit_code_for
@@ -49,13 +49,6 @@ Options end at the first word that is not one, or at '--'.
   -h, --help                    show this help and exit
       --version                 show the version and exit
 """
-
-ENVIRONMENT = {  # variable -> Options field it switches on
-    "EXEC_SIGNAL_GROUP": "signal_group",
-    "EXEC_RELAY_OUTPUT": "relay_output",
-}
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off", "")
 
 
 class Options(NamedTuple):
@@ -103,19 +96,12 @@ WITH_VALUE = {  # option -> (field, parser, what a valid value is)
 }
 
 
-def parse(args: list[str], environ: Mapping[str, str]) -> tuple[Request, list[str]]:
-    """The request and the warnings for invalid environment values; raises
-    Fatal, with one line naming the mistake, for a bad command line."""
-    values: dict = {}
-    warnings = []
-    for variable, field in ENVIRONMENT.items():
-        text = environ.get(variable)
-        if text is None:
-            continue
-        if text.strip().lower() in TRUE_WORDS:
-            values[field] = True
-        elif text.strip().lower() not in FALSE_WORDS:
-            warnings.append(f"Invalid {variable}={text!r}: expected 1 or 0; using the default 0")
+def parse(args: list[str], settings: Settings) -> Request:
+    """The request: options from the command line, over those the settings
+    switch on (EXEC_SIGNAL_GROUP, EXEC_RELAY_OUTPUT). Raises Fatal, with one
+    line naming the mistake, for a bad command line."""
+    values: dict = {"signal_group": settings.exec_signal_group,
+                    "relay_output": settings.exec_relay_output}
     success_codes = set()
     index = 0
     while index < len(args):
@@ -127,9 +113,9 @@ def parse(args: list[str], environ: Mapping[str, str]) -> tuple[Request, list[st
             break
         name, has_value, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if name in ("-h", "--help"):
-            return Request(Options(), [], USAGE), warnings
+            return Request(Options(), [], USAGE)
         if name == "--version":
-            return Request(Options(), [], f"cephaloinit {__version__}\n"), warnings
+            return Request(Options(), [], f"cephaloinit {__version__}\n")
         if name in FLAGS and not has_value:
             values[FLAGS[name]] = True
         elif name in WITH_VALUE:
@@ -154,13 +140,11 @@ def parse(args: list[str], environ: Mapping[str, str]) -> tuple[Request, list[st
     command = args[index:]
     if not command:
         raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]")
-    return Request(Options(**values, success_codes=frozenset(success_codes)), command), warnings
+    return Request(Options(**values, success_codes=frozenset(success_codes)), command)
 
 
 def main(args: list[str], wakeup_fd: int, settings: Settings, log: Logger) -> int:
-    request, warnings = parse(args, os.environ)
-    for warning in warnings:
-        log.warning(warning)
+    request = parse(args, settings)
     if request.say is not None:
         signals.uninstall()  # printing help is an ordinary program's job
         print(request.say, end="")

@@ -24,6 +24,9 @@ class Settings(NamedTuple):
     shutdown_timeout: float = 30.0
     startup_timeout: float = 60.0
     readiness_drain: float = 0.0
+    # `cephaloinit exec` (docs/exec.md); its command-line options override them.
+    exec_signal_group: bool = False
+    exec_relay_output: bool = False
     # Paths. The defaults are the image's layout; tests point them elsewhere.
     squid_config: str = "/etc/squid/squid.conf"
     squid_default_config: str = "/usr/share/cephaloproxy/squid.conf"
@@ -106,6 +109,15 @@ def _seconds(text: str) -> float:
     return float(text)
 
 
+def _switch(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
 def _seconds_or_zero(text: str) -> float:
     value = _seconds(text)
     if not 0 <= value < float("inf"):
@@ -141,6 +153,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], object], str]] = {
     "SQUID_LIB_DIR": ("lib_dir", _absolute_path, PATH_EXPECTED),
     "SQUID_SPOOL_DIR": ("spool_dir", _absolute_path, PATH_EXPECTED),
     "SQUID_CACHE_DIR": ("cache_dir", _absolute_path, PATH_EXPECTED),
+    "EXEC_SIGNAL_GROUP": ("exec_signal_group", _switch, "1 or 0"),
+    "EXEC_RELAY_OUTPUT": ("exec_relay_output", _switch, "1 or 0"),
 }
 
 
@@ -150,6 +164,13 @@ NOT_HERE = {
     "CACHE_SIZE_MB": "a disk cache is a cache_dir line in squid.conf, e.g. "
                      "cache_dir ufs /var/cache/squid 250 16 256 (examples/disk-cache.conf)",
 }
+
+
+def shown_default(default: object) -> str:
+    """A default as a user would write it in the variable."""
+    if isinstance(default, bool):
+        return "1" if default else "0"
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def load(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
@@ -165,7 +186,7 @@ def load(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
             values[field] = parse(text)
         except ValueError as error:
             default = getattr(defaults, field)
-            shown = f"{default:g}" if isinstance(default, float) else default
+            shown = shown_default(default)
             hint = f" ({error})" if isinstance(error, Hint) else ""
             warnings.append(
                 f"Invalid {variable}={text!r}: expected {expected}{hint}; using the default {shown}"

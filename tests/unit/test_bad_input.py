@@ -36,6 +36,7 @@ INVALID = {
     "positive": ["0", "-1", "-0.5", "nan", "inf", "-inf", "1e400", "soon", "30s", "1,5", "1_0",
                  "３"],
     "zero_or_more": ["-1", "nan", "inf", "x", "5 seconds", "1_0", "٣"],
+    "switch": ["maybe", "2", "enabled", "１"],
     # whitespace would split the path in the squid.conf Squid runs; a byte that is
     # not UTF-8 reaches Python as a lone surrogate
     "path": ["relative", "./x", "~/x", "squid.conf", " /leading-space", "/my dir", "/tab\tdir",
@@ -44,7 +45,7 @@ INVALID = {
 KIND = {
     "SQUID_PORT": "port", "HEALTH_PORT": "port", "HEALTH_BIND": "address", "LOG_LEVEL": "level",
     "LOG_FORMAT": "format", "SHUTDOWN_TIMEOUT": "positive", "STARTUP_TIMEOUT": "positive",
-    "READINESS_DRAIN": "zero_or_more",
+    "READINESS_DRAIN": "zero_or_more", "EXEC_SIGNAL_GROUP": "switch", "EXEC_RELAY_OUTPUT": "switch",
 }
 CASES = [(variable, value) for variable in settings_module.VARIABLES
          for value in INVALID[KIND.get(variable, "path")]]
@@ -60,7 +61,10 @@ def test_an_invalid_value_is_one_warning_naming_it_and_the_default_is_kept(varia
     assert settings == Settings()
     field, _, expected = settings_module.VARIABLES[variable]
     default = getattr(Settings(), field)
-    shown = f"{default:g}" if isinstance(default, float) else default
+    if isinstance(default, bool):  # a switch: written as the user would, 1 or 0
+        shown = "1" if default else "0"
+    else:
+        shown = f"{default:g}" if isinstance(default, float) else default
     assert warnings == [f"Invalid {variable}={value!r}: expected {expected}; using the default {shown}"]
 
 

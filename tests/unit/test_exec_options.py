@@ -10,6 +10,7 @@ import pytest
 from cephaloinit import __version__, execinit
 from cephaloinit.errors import Fatal
 from cephaloinit.execinit import Options, parse
+from cephaloinit.settings import Settings, load
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,9 +22,9 @@ def cephaloinit(*args, env=None):
 
 
 def request(*args, env=None):
-    found, warnings = parse(list(args), env or {})
+    settings, warnings = load(env or {})
     assert warnings == []
-    return found
+    return parse(list(args), settings)
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -66,7 +67,8 @@ def test_the_environment_switches_options_on(variable, options):
 
 
 def test_an_invalid_environment_value_is_one_warning_and_the_default():
-    found, warnings = parse(["true"], {"EXEC_SIGNAL_GROUP": "maybe"})
+    settings, warnings = load({"EXEC_SIGNAL_GROUP": "maybe"})
+    found = parse(["true"], settings)
     assert found.options == Options()
     assert warnings == ["Invalid EXEC_SIGNAL_GROUP='maybe': expected 1 or 0; using the default 0"]
 
@@ -86,7 +88,7 @@ def test_an_invalid_environment_value_is_one_warning_and_the_default():
 ])
 def test_a_bad_command_line_is_fatal_with_a_message_naming_it(args, message):
     with pytest.raises(Fatal) as raised:
-        parse(args, {})
+        parse(args, Settings())
     assert str(raised.value) == message and raised.value.code == 1
 
 
