@@ -12,14 +12,6 @@ machinery alone costs some 4 ms of imports before the first handler exists.
 import _signal
 import os
 
-FORWARDED = (
-    _signal.SIGTERM,
-    _signal.SIGINT,
-    _signal.SIGHUP,
-    _signal.SIGQUIT,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
-)
 STOPPING = (_signal.SIGTERM, _signal.SIGINT)
 
 # Raised by the CPU or the C library for the faulting thread itself. Sent by
