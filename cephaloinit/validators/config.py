@@ -48,9 +48,14 @@ access_log stdio:/dev/stdout
 MAX_FILEDESCRIPTORS = 1024  # Squid sizes its tables to RLIMIT_NOFILE otherwise (Squid bug 5554)
 
 
-def _read_config_file(path: str, context: Context) -> str:
+def _directives(path: str, context: Context,
+                text: str | None = None) -> tuple[squidconf.Directive, ...]:
+    """The directives of the file ``path`` (or of ``text`` read from it), each
+    problem one Fatal line. Errors inside an included file name that file."""
     try:
-        return squidconf.read_text(path)
+        if text is None:
+            text = squidconf.read_text(path)
+        return tuple(squidconf.directives_in(text, path))
     except OSError as error:
         raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror}; "
                     f"make it readable by UID {context.uid} (GID {context.gid})") from None
@@ -60,22 +65,13 @@ def _read_config_file(path: str, context: Context) -> str:
         raise Fatal(f"Squid configuration {path} is invalid: {error}") from None
 
 
-def _directives(text: str, path: str) -> tuple[squidconf.Directive, ...]:
-    try:
-        return tuple(squidconf.directives_in(text, path))
-    except OSError as error:
-        raise Fatal(f"Cannot read Squid configuration {path}: {error.strerror or error}") from None
-    except (userfiles.NotAFile, squidconf.ConfigError) as error:
-        raise Fatal(f"Squid configuration {path} is invalid: {error}") from None
-
-
 def locate(context: Context) -> Source:
     """The mounted config if there is one, else the image's default with the
     settings filled in; read, as Squid will read it."""
     settings = context.settings
     path = settings.squid_config
     if os.path.lexists(path):
-        return Source(path, f"include {path}", _directives(_read_config_file(path, context), path))
+        return Source(path, f"include {path}", _directives(path, context))
     if context.mounted:
         raise Fatal(f"The mounted Squid configuration {path} is gone; "
                     "mount it again (Squid would re-read it, not the image's default)")
@@ -88,7 +84,7 @@ def locate(context: Context) -> Source:
         raise Fatal(f"Cannot read the default Squid configuration {template_path}: "
                     f"{reason}; mount a squid.conf at {path}") from None
     text = squid.render_default_config(template, settings)
-    return Source(template_path, text, _directives(text, template_path))
+    return Source(template_path, text, _directives(template_path, context, text))
 
 
 def render(context: Context, source: Source) -> squidconf.SquidConfig:
