@@ -40,9 +40,14 @@ def test_core_dumps_are_named():
 
 @pytest.fixture
 def children():
+    """Children on a loop of their own; ``children.orphans`` records each
+    orphan reaped as (pid, wait status)."""
     read_end, write_end = os.pipe2(os.O_NONBLOCK)
     loop = Loop(read_end, lambda s: None)
-    yield Children(loop)
+    orphans = []
+    found = Children(loop, on_orphan=lambda pid, status: orphans.append((pid, status)))
+    found.orphans = orphans
+    yield found
     loop.close()
     os.close(read_end)
     os.close(write_end)

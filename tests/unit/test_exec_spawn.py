@@ -9,31 +9,11 @@ import time
 import pytest
 
 from cephaloinit import procfs, signals
-from cephaloinit.children import Children
-from cephaloinit.loop import Loop
 
 from ..signal_state import glibc_internal_ignored
+from .test_children import children, wait_until_reaped  # noqa: F401 (children is a fixture)
 
 LEADS_ITS_GROUP = "import os; print(os.getpgrp() == os.getpid())"
-
-
-@pytest.fixture
-def children():
-    read_end, write_end = os.pipe2(os.O_NONBLOCK)
-    loop = Loop(read_end, lambda s: None)
-    orphans = []
-    found = Children(loop, on_orphan=lambda pid, status: orphans.append((pid, status)))
-    found.orphans = orphans
-    yield found
-    loop.close()
-    os.close(read_end)
-    os.close(write_end)
-
-
-def wait_until_reaped(children, child):
-    while child.running:
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # block without reaping
-        children.reap()
 
 
 def run_and_capture(children, argv, **spawn_options) -> list[bytes]:
