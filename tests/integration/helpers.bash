@@ -402,6 +402,19 @@ stop_container() {
     echo $(( $(now_ms) - start ))
 }
 
+# The start-up contract: the lines a default start logs, in this order
+# (docs/state-machine.md). For assert_logged_in_order "$name" "${STARTUP_LINES[@]}".
+STARTUP_LINES=(
+    "[INFO] CephaloProxy entrypoint starting (UID: 1000, GID: 0)"
+    "[INFO] Validating Squid configuration..."
+    "[INFO] Configuration validation passed"
+    "[INFO] Starting health check server on port 8080"
+    "[INFO] Health check server started (PID: "
+    "[INFO] Starting Squid proxy..."
+    "[INFO] Squid started with PID "
+    "[INFO] Container ready, entering monitoring loop"
+)
+
 # assert_logged_in_order NAME LINE...: each fixed string appears in the log,
 # each on a line after the previous one's.
 assert_logged_in_order() {

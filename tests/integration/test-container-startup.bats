@@ -14,14 +14,7 @@ teardown() { suite_teardown; }
     start_proxy "$name"
     wait_ready "$name"
     assert_logged_in_order "$name" \
-        "[INFO] CephaloProxy entrypoint starting (UID: 1000, GID: 0)" \
-        "[INFO] Validating Squid configuration..." \
-        "[INFO] Configuration validation passed" \
-        "[INFO] Starting health check server on port 8080" \
-        "[INFO] Health check server started (PID: " \
-        "[INFO] Starting Squid proxy..." \
-        "[INFO] Squid started with PID " \
-        "[INFO] Container ready, entering monitoring loop"
+        "${STARTUP_LINES[@]}"
     run container_logs "$name"
     [[ "$output" != *"[ERROR]"* ]] || fail "an [ERROR] line on a clean start"
 }

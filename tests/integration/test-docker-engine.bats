@@ -91,14 +91,7 @@ FAST_HEALTHCHECK=(--keep-healthcheck --health-interval 1s --health-timeout 2s --
     run engine logs "$name"
     local logs=$output
     assert_logged_in_order "$name" \
-        "[INFO] CephaloProxy entrypoint starting (UID: 1000, GID: 0)" \
-        "[INFO] Validating Squid configuration..." \
-        "[INFO] Configuration validation passed" \
-        "[INFO] Starting health check server on port 8080" \
-        "[INFO] Health check server started (PID: " \
-        "[INFO] Starting Squid proxy..." \
-        "[INFO] Squid started with PID " \
-        "[INFO] Container ready, entering monitoring loop" \
+        "${STARTUP_LINES[@]}" \
         "/hello/docker-logs" \
         "[INFO] Received signal SIGTERM, initiating graceful shutdown..." \
         "Exiting normally" \

@@ -23,6 +23,19 @@ def wait_ready(init) -> None:
     init.wait_for_line("Container ready", timeout=30)
 
 
+def serving(run, proxy, env: dict | None = None):
+    """cephaloinit on the basic config, once it is ready."""
+    proxy.write_config(basic_config(proxy))
+    init = run(env=env)
+    wait_ready(init)
+    return init
+
+
+def stops_cleanly(init) -> None:
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
 # -- F7: a stop right after the health server was started -----------------------------
 def test_a_stop_right_after_the_health_server_starts_is_never_lost(run, proxy):
     """The health child used to reset its handlers for a moment after start:
@@ -40,9 +53,7 @@ def test_a_stop_right_after_the_health_server_starts_is_never_lost(run, proxy):
 
 # -- F8: `validate` beside a running proxy ------------------------------------------------
 def test_validate_beside_a_running_proxy_touches_nothing_it_owns(run, proxy, origin):
-    proxy.write_config(basic_config(proxy))
-    init = run()
-    wait_ready(init)
+    init = serving(run, proxy)
     before = proxy.state
     pid_file = f"{proxy.root}/run/squid.pid"
     with open(pid_file) as file:
@@ -59,50 +70,40 @@ def test_validate_beside_a_running_proxy_touches_nothing_it_owns(run, proxy, ori
     init.signal(signal.SIGHUP)
     init.wait_for_line("Squid reloaded its configuration")
     assert fetch(proxy, f"{origin}/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
 
 
 # -- F9: reloads that used to end the container ---------------------------------------------
 def test_a_reload_that_adds_a_cache_dir_initialises_it_and_keeps_serving(run, proxy, origin):
-    proxy.write_config(basic_config(proxy))
-    init = run()
-    wait_ready(init)
+    init = serving(run, proxy)
     cache = f"{proxy.root}/cache/new"
     proxy.write_config(basic_config(proxy, f"cache_dir ufs {cache} 10 4 4\n"))
     init.signal(signal.SIGHUP)
     init.wait_for_line("Squid reloaded its configuration")
     assert os.path.isdir(f"{cache}/00")
     assert fetch(proxy, f"{origin}/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
     assert "Squid process died" not in init.text()
 
 
 def test_a_reload_after_the_mounted_config_was_deleted_is_rejected(run, proxy, origin):
-    proxy.write_config(basic_config(proxy))
-    init = run()
-    wait_ready(init)
+    init = serving(run, proxy)
     os.unlink(proxy.env["SQUID_CONFIG"])
     init.signal(signal.SIGHUP)
     line = init.wait_for_line("Reload rejected")
     assert b"is gone" in line
     assert fetch(proxy, f"{origin}/") == b"hello from the origin\n"
     poll(lambda: proxy.state["ready"], what="ready again after the rejected reload")
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
 
 
 def test_a_reload_onto_a_fifo_is_rejected_without_blocking(run, proxy, origin):
-    proxy.write_config(basic_config(proxy))
-    init = run()
-    wait_ready(init)
+    init = serving(run, proxy)
     os.unlink(proxy.env["SQUID_CONFIG"])
     os.mkfifo(proxy.env["SQUID_CONFIG"])
     init.signal(signal.SIGHUP)
     assert b"is a FIFO, not a regular file" in init.wait_for_line("Reload rejected")
-    init.signal(signal.SIGTERM)  # PID 1 still sees signals
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)  # PID 1 still sees signals
 
 
 # -- F10: a macro in pid_filename -------------------------------------------------------------
@@ -112,8 +113,7 @@ def test_a_pid_filename_with_the_service_name_macro_becomes_ready(run, proxy):
     proxy.write_config(config)
     init = run(env={"STARTUP_TIMEOUT": "10"})
     wait_ready(init)
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
 
 
 # -- F11: key material in an error line ---------------------------------------------------------
@@ -159,22 +159,18 @@ def test_pid_1_started_with_stdout_closed_still_sees_signals(start, proxy):
     init = start(["run"], env=proxy.env, uid=UNPRIVILEGED_UID,
                  wrapper=["sh", "-c", 'exec 1>&- "$@"', "sh"])
     poll(lambda: (proxy.state or {}).get("state") == "RUNNING", timeout=30, what="RUNNING")
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
     poll(lambda: proxy.state["state"] == "EXITED", what="EXITED published")
 
 
 def test_a_reload_that_changes_pid_filename_is_rejected_and_squid_keeps_serving(run, proxy, origin):
     """Squid writes its pid file when it starts, not when it reconfigures:
     accepted, this reload waited for a file that never came and ended the container."""
-    proxy.write_config(basic_config(proxy))
-    init = run(env={"STARTUP_TIMEOUT": "5"})
-    wait_ready(init)
+    init = serving(run, proxy, env={"STARTUP_TIMEOUT": "5"})
     proxy.write_config(basic_config(proxy).replace(f"{proxy.root}/run/squid.pid",
                                                    f"{proxy.root}/run/other.pid"))
     init.signal(signal.SIGHUP)
     assert b"pid_filename changed from" in init.wait_for_line("Reload rejected")
     poll(lambda: proxy.state["ready"], what="ready again after the rejected reload")
     assert fetch(proxy, f"{origin}/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    stops_cleanly(init)
