@@ -47,12 +47,13 @@ sys.path.insert(0, REPO)
 
 import health as health_bench  # noqa: E402  benchmarks/health.py: its load generator
 from cephaloinit import squid as squid_module  # noqa: E402
+from cephaloinit.settings import Settings  # noqa: E402
+from cephaloinit.validators import config as config_layer  # noqa: E402
 
 PODMAN = "podman"
 IMAGE = os.environ.get("IMAGE", "localhost/cephaloproxy:trixie")
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/cephaloproxy-base:trixie")
-PEER_TAG = "localhost/cephaloproxy-peer"
-DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # cephaloinit's default SHUTDOWN_TIMEOUT
+PEER_TAG = os.environ.get("PEER_TAG", "localhost/cephaloproxy-peer")  # the peers' repository; each peer is a tag
 POLL = 0.002  # start-up polling interval, seconds
 RUN_ID = f"cpbench-{os.getpid()}"
 LABEL = f"io.cephaloproxy.bench={RUN_ID}"
@@ -94,27 +95,25 @@ def free_port() -> int:
 
 # -- the peers' images -------------------------------------------------------------
 def render_peer_config() -> str:
-    """container/squid.conf.default with the values cephaloinit puts in by
-    default: port 3128, the image's directories, no conf.d, and shutdown_lifetime
-    from the default SHUTDOWN_TIMEOUT (30 s -> 23 s), as squid.py computes it."""
+    """The squid.conf cephaloinit runs by default: its container layer
+    (validators/config.py: pid file in the run directory, logs on stdout and
+    stderr, shutdown_lifetime from the default SHUTDOWN_TIMEOUT, 30 s -> 23 s)
+    around container/squid.conf.default with port 3128 and no conf.d (the
+    host's own /etc/squid/conf.d must not leak in)."""
+    settings = Settings()
     with open(os.path.join(REPO, "container", "squid.conf.default")) as file:
         template = file.read()
-    values = {
-        "SQUID_PORT": "3128",
-        "CONF_D_INCLUDE": "# no /etc/squid/conf.d/*.conf files",
-        "RUN_DIR": "/var/run/squid",
-        "LOG_DIR": "/var/log/squid",
-        "LIB_DIR": "/var/lib/squid",
-        "SPOOL_DIR": "/var/spool/squid",
-        "CACHE_DIR": "/var/cache/squid",
-        "SHUTDOWN_LIFETIME": str(squid_module.shutdown_lifetime(DEFAULT_SHUTDOWN_TIMEOUT)),
-    }
-    for name, value in values.items():
+    for name, value in (("SQUID_PORT", str(settings.squid_port)),
+                        ("CONF_D_INCLUDE", "# no /etc/squid/conf.d/*.conf files")):
         template = template.replace(f"@{name}@", value)
     left = re.findall(r"@[A-Z_]+@", template)
     if left:
         raise RuntimeError(f"container/squid.conf.default has placeholders this runner does not know: {left}")
-    return template
+    defaults = config_layer.DEFAULTS.format(
+        run_dir=settings.run_dir, spool_dir=settings.spool_dir,
+        max_filedescriptors=config_layer.MAX_FILEDESCRIPTORS,
+        shutdown_lifetime=squid_module.shutdown_lifetime(settings.shutdown_timeout))
+    return f"{defaults}\n# The configuration: container/squid.conf.default\n{template}\n{config_layer.ACCESS_LOG}"
 
 
 def build_images() -> None:
