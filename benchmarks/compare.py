@@ -108,7 +108,9 @@ def iteration(number: int, options: argparse.Namespace, origin: Origin, host_squ
     turn = number % len(SYSTEMS)
     order = list(SYSTEMS[turn:] + SYSTEMS[:turn])
     say(f"run {number + 1}/{options.runs}: {', '.join(s.key for s in order)}")
-    a, b, c = ([containers.create(s, role, number) for s in order] for role in "abc")
+    a = [containers.create(s, "a", number) for s in order]
+    b = [containers.create(s, "b", number) for s in order]
+    c = [containers.create(s, "c", number) for s in order]
     for container in a:
         measure_startup(container, samples, origin.obj_url)
     for container in b + c:
