@@ -34,7 +34,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from cephaloinit import statefile  # noqa: E402
+from cephaloinit import procfs, statefile  # noqa: E402
 
 
 FAKE_SQUID = r"""
@@ -134,12 +134,9 @@ def concurrent(port: int, path: str, clients: int, seconds: float) -> tuple[int,
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
-    fields = {}
-    with open(f"/proc/{pid}/status") as file:
-        for line in file:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()[0] if value.split() else ""
-    return int(fields["VmRSS"]), int(fields["VmHWM"])
+    """VmRSS and VmHWM (the peak), in KiB."""
+    fields = procfs.status(pid)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def main() -> int:
