@@ -29,6 +29,7 @@ class Core:
                  on_signal: Callable[[int], None], on_exit: Callable[[Child], None],
                  on_orphan: Callable[[int, int], None] | None = None, host: Host = HOST):
         self.log = log
+        self.host = host
         self.shutdown_timeout = shutdown_timeout
         self.on_signal = on_signal
         self.on_exit = on_exit

@@ -97,51 +97,51 @@ WITH_VALUE = {  # option -> (field, parser, what a valid value is)
 }
 
 
+def _set_option(values: dict, name: str, value: str | None) -> None:
+    """Parse ``value`` for option ``name`` into ``values`` (None: the command
+    line ended before it)."""
+    field, parser, expected = WITH_VALUE[name]
+    if value is None:
+        raise Fatal(f"cephaloinit exec: {name} needs a value: {expected}")
+    try:
+        parsed = parser(value)
+    except ValueError:
+        raise Fatal(f"cephaloinit exec: {name} {value!r}: expected {expected}") from None
+    if field == "success_codes":  # repeatable
+        values[field] = values[field] | {parsed}
+    else:
+        values[field] = parsed
+
+
 def parse(args: list[str], settings: Settings) -> Request:
     """The request: options from the command line, over those the settings
     switch on (EXEC_SIGNAL_GROUP, EXEC_RELAY_OUTPUT). Raises Fatal, with one
     line naming the mistake, for a bad command line."""
     values: dict = {"signal_group": settings.exec_signal_group,
-                    "relay_output": settings.exec_relay_output}
-    success_codes = set()
-    index = 0
-    while index < len(args):
-        arg = args[index]
+                    "relay_output": settings.exec_relay_output, "success_codes": frozenset()}
+    say = {"-h": USAGE, "--help": USAGE, "--version": f"cephaloinit {__version__}\n"}
+    words = iter(args)
+    command: list[str] = []
+    for arg in words:
         if arg == "--":
-            index += 1
+            command = list(words)
             break
         if not arg.startswith("-") or arg == "-":
+            command = [arg, *words]
             break
         name, has_value, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in ("-h", "--help"):
-            return Request(Options(), [], USAGE)
-        if name == "--version":
-            return Request(Options(), [], f"cephaloinit {__version__}\n")
+        if name in say:
+            return Request(Options(), [], say[name])
         if name in FLAGS and not has_value:
             values[FLAGS[name]] = True
         elif name in WITH_VALUE:
-            field, parser, expected = WITH_VALUE[name]
-            if not has_value:
-                index += 1
-                if index == len(args):
-                    raise Fatal(f"cephaloinit exec: {name} needs a value: {expected}")
-                value = args[index]
-            try:
-                parsed = parser(value)
-            except ValueError:
-                raise Fatal(f"cephaloinit exec: {name} {value!r}: expected {expected}") from None
-            if field == "success_codes":
-                success_codes.add(parsed)
-            else:
-                values[field] = parsed
+            _set_option(values, name, value if has_value else next(words, None))
         else:
             raise Fatal(f"cephaloinit exec: unknown option {arg!r}; "
                         "run 'cephaloinit exec --help' for the options, or put '--' before CMD")
-        index += 1
-    command = args[index:]
     if not command:
         raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]")
-    return Request(Options(**values, success_codes=frozenset(success_codes)), command)
+    return Request(Options(**values), command)
 
 
 def main(args: list[str], wakeup_fd: int, settings: Settings, log: Logger) -> int:

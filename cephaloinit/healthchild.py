@@ -1,17 +1,17 @@
 """The health server as the supervisor's child: how it is started, how its
-readiness is recognised, and the restart policy after it dies (backoff, and
-the crash loop that is fatal). When each of these applies is the state
-machine's decision (supervisor.py); this is the arithmetic and the argv."""
+readiness is heard, and the restart policy after it dies (backoff, and the
+crash loop that is fatal). When each of these applies is the state machine's
+decision (supervisor.py); this is the mechanics."""
 
 from __future__ import annotations
 
 import collections
 import os
 import sys
-from typing import Callable
 
 from .children import Child, Children
 from .errors import Fatal
+from .loop import Loop
 
 START_TIMEOUT = 10.0
 CRASH_LIMIT = 5  # deaths within CRASH_WINDOW that make it fatal
@@ -26,28 +26,49 @@ def interpreter_command() -> list[str]:
     return [sys.executable, *flags]
 
 
-def spawn(children: Children, on_notify: Callable[[bytes], None]) -> Child:
-    argv = [*interpreter_command(), "-m", "cephaloinit", "health-server"]
-    try:
-        return children.spawn("health server", argv, os.environ, notify=on_notify)
-    except OSError as error:
-        raise Fatal(f"Cannot start the health check server: {error.strerror}") from None
+class HealthChild:
+    """The current health server process, whether it has said READY=1, and
+    its deaths of the last CRASH_WINDOW seconds (monotonic)."""
 
-
-class CrashWindow:
-    """The deaths of the last CRASH_WINDOW seconds (monotonic)."""
-
-    def __init__(self) -> None:
+    def __init__(self, children: Children, loop: Loop):
+        self.children = children
+        self.loop = loop
+        self.child: Child | None = None
+        self.ready = False
+        self.restarts = 0
         self.deaths: collections.deque[float] = collections.deque()
+        self.on_notify = None  # set by the supervisor: what READY=1 means depends on its state
 
-    def record(self, now: float) -> int:
-        """Count a death at ``now``; return how many the window holds."""
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid if self.child else None
+
+    @property
+    def running(self) -> bool:
+        return self.child is not None and self.child.running
+
+    def start(self) -> None:
+        argv = [*interpreter_command(), "-m", "cephaloinit", "health-server"]
+        try:
+            self.child = self.children.spawn("health server", argv, os.environ,
+                                             notify=self.on_notify)
+        except OSError as error:
+            raise Fatal(f"Cannot start the health check server: {error.strerror}") from None
+
+    def heard_ready(self, data: bytes) -> bool:
+        """Whether ``data`` from its notification pipe makes it ready now."""
+        if READY in data and not self.ready:
+            self.ready = True
+            return True
+        return False
+
+    def died(self) -> float | None:
+        """Count a death; the backoff before the restart, or None when this
+        death completes a crash loop."""
+        now = self.loop.clock()
         self.deaths.append(now)
         while self.deaths[0] < now - CRASH_WINDOW:
             self.deaths.popleft()
-        return len(self.deaths)
-
-
-def backoff(deaths: int) -> float:
-    """Seconds before the restart after the ``deaths``-th death in the window."""
-    return BACKOFF_FIRST * 2 ** (deaths - 1)
+        if len(self.deaths) >= CRASH_LIMIT:
+            return None
+        return BACKOFF_FIRST * 2 ** (len(self.deaths) - 1)

@@ -16,7 +16,7 @@ import os
 import selectors
 import signal
 import time
-from typing import Mapping
+from typing import Mapping, NoReturn
 
 from . import procfs, signals
 
@@ -24,6 +24,41 @@ EXEC_FAILED = 127  # a forked child that could not exec leaves with this
 
 # (posix_spawn's file action, source fd, target fd): only dup2 actions are used.
 FileActions = list[tuple[int, int, int]]
+
+
+def _take_process_group() -> None:
+    """In the child: lead a process group of its own, and the terminal's
+    foreground when our group had it, so that CMD may read its terminal."""
+    try:
+        foreground = os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:  # no terminal on stdin
+        foreground = False
+    os.setpgid(0, 0)
+    if foreground:
+        os.tcsetpgrp(0, os.getpgrp())
+
+
+def _exec_in_child(argv: list[str], env: Mapping[str, str], actions: FileActions,
+                   process_group: bool, inherited: signals.Inherited | None,
+                   error_write: int) -> NoReturn:
+    """The forked child: only exec or _exit leave this function."""
+    try:
+        signal.set_wakeup_fd(-1)
+        ignored = inherited.ignored if inherited is not None else frozenset()
+        for signum in signals.RESET_IN_CHILDREN:
+            signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
+        if process_group:
+            _take_process_group()
+        for _, source, target in actions:
+            os.dup2(source, target)
+        signal.pthread_sigmask(signal.SIG_SETMASK, inherited.mask if inherited is not None else ())
+        os.execvpe(argv[0], argv, env)
+    except OSError as error:
+        os.write(error_write, str(error.errno or errno.EINVAL).encode())
+    except BaseException:  # the parent must hear of any failure, or it waits for nothing
+        os.write(error_write, str(errno.EINVAL).encode())
+    finally:
+        os._exit(EXEC_FAILED)
 
 
 def _fork_exec(argv: list[str], env: Mapping[str, str], actions: FileActions,
@@ -39,31 +74,8 @@ def _fork_exec(argv: list[str], env: Mapping[str, str], actions: FileActions,
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         pid = os.fork()
-        if pid == 0:  # the child: only exec or _exit leave this branch
-            try:
-                signal.set_wakeup_fd(-1)
-                ignored = inherited.ignored if inherited is not None else frozenset()
-                for signum in signals.RESET_IN_CHILDREN:
-                    signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
-                if process_group:
-                    try:
-                        foreground = os.tcgetpgrp(0) == os.getpgrp()
-                    except OSError:  # no terminal on stdin
-                        foreground = False
-                    os.setpgid(0, 0)
-                    if foreground:  # hand it on, so that CMD may read its terminal
-                        os.tcsetpgrp(0, os.getpgrp())
-                for _, source, target in actions:
-                    os.dup2(source, target)
-                signal.pthread_sigmask(signal.SIG_SETMASK,
-                                       inherited.mask if inherited is not None else ())
-                os.execvpe(argv[0], argv, env)
-            except OSError as error:
-                os.write(error_write, str(error.errno or errno.EINVAL).encode())
-            except BaseException:  # the parent must hear of any failure, or it waits for nothing
-                os.write(error_write, str(errno.EINVAL).encode())
-            finally:
-                os._exit(EXEC_FAILED)
+        if pid == 0:
+            _exec_in_child(argv, env, actions, process_group, inherited, error_write)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(error_write)

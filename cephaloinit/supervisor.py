@@ -3,8 +3,12 @@
 ``run`` reads top to bottom like that document: validate, start the health
 server, start Squid, monitor; a stop signal in any state ends in
 ``shut_down`` (exit 0), a fatal event in any state ends in ERROR (exit 1).
-Waiting always happens in ``wait_until``, which turns the loop: signals are
-seen and children reaped while we wait, whatever we wait for.
+Then one ``handle_<event>`` method per row of its Events × states table.
+Waiting always happens in ``wait_until``, which turns the core's loop:
+signals are seen and children reaped while we wait, whatever we wait for.
+The mechanics live beside it: the core (core.py), the health server's
+start and restart arithmetic (healthchild.py), Squid's readiness and drain
+(squidchild.py), helper commands (helpers.py).
 """
 
 from __future__ import annotations
@@ -15,19 +19,15 @@ import signal
 import time
 from typing import Callable
 
-from . import __version__, healthchild, helpers, signals, squid, squidconf, statefile, validators
+from . import __version__, helpers, signals, squid, squidconf, statefile, validators
 from .children import Child
 from .core import Core
 from .errors import EXIT_OK, Fatal
+from .healthchild import CRASH_WINDOW, START_TIMEOUT, HealthChild
 from .host import HOST, Host
 from .logs import Logger
 from .settings import Settings
-
-# Squid has no readiness notification we can use, so start-up and the drain are
-# the two moments the loop checks on a timer; neither timer exists otherwise.
-READINESS_CHECK_INTERVAL = 0.01
-DRAIN_CHECK_INTERVAL = 0.1
-RELOAD_CLOSE_WAIT = 1.0  # how long a reload may take to close Squid's ports
+from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, accepting
 
 
 class State(enum.Enum):
@@ -77,13 +77,11 @@ class Supervisor:
         self.reload_requested = False
         self.config: squidconf.SquidConfig | None = None
         self.squid: Child | None = None
-        self.health: Child | None = None
-        self.health_ready = False
-        self.health_deaths = healthchild.CrashWindow()
-        self.health_restarts = 0
+        self.drain = Drain(self.core)
+        self.health = HealthChild(self.children, self.loop)
+        self.health.on_notify = self.handle_health_notify
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
-        self.squid_interrupted = False
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
 
@@ -121,11 +119,10 @@ class Supervisor:
     def start_health(self) -> None:
         self.enter(State.STARTING_HEALTH)  # VALIDATING -> STARTING_HEALTH
         self.log.info(f"Starting health check server on port {self.settings.health_port}")
-        self.health = healthchild.spawn(self.children, self.handle_health_notify)
-        timeout = healthchild.START_TIMEOUT
-        if not self.wait_until(lambda: self.health_ready, self.loop.clock() + timeout):
+        self.health.start()
+        if not self.wait_until(lambda: self.health.ready, self.loop.clock() + START_TIMEOUT):
             raise Fatal(f"Health check server did not start listening on port "
-                        f"{self.settings.health_port} within {timeout:g}s")
+                        f"{self.settings.health_port} within {START_TIMEOUT:g}s")
 
     def start_squid(self) -> None:
         self.enter(State.STARTING_SQUID)  # STARTING_HEALTH -> STARTING_SQUID
@@ -191,27 +188,12 @@ class Supervisor:
         Bounded by the SHUTDOWN_TIMEOUT deadline, after which SIGKILL."""
         deadline = deadline or self.core.arm_deadline()
         if self.squid is not None and self.squid.running:
-            self.children.send(self.squid, signal.SIGTERM)
-            self.watch_drain()
+            self.drain.start(self.squid, self.config.ports)
             self.wait_until(lambda: not self.squid.running, interruptible=False)
         for child in list(self.children.by_pid.values()):
             self.children.send(child, signal.SIGTERM)
         self.wait_until(lambda: not self.children.by_pid, interruptible=False)
         deadline.cancel()
-
-    def watch_drain(self) -> None:
-        """After TERM, Squid waits its whole shutdown_lifetime even when idle; once
-        its last client connection is gone, a second signal ends that wait."""
-        if not self.squid.running or self.squid_interrupted:
-            return
-        if squid.established_connections(self.config.ports, self.host.proc) == 0:
-            self.interrupt_squid()
-        else:
-            self.loop.call_later(DRAIN_CHECK_INTERVAL, self.watch_drain)
-
-    def interrupt_squid(self) -> None:
-        self.squid_interrupted = True
-        self.children.send(self.squid, signal.SIGINT)
 
     # -- waiting -------------------------------------------------------------------
     def wait_until(self, predicate: Callable[[], bool], deadline: float | None = None,
@@ -227,7 +209,7 @@ class Supervisor:
         if self.failure is not None:
             raise Fatal(self.failure)
 
-    # -- events ----------------------------------------------------------------------
+    # -- events: the rows of the Events × states table ---------------------------------
     def handle_signal(self, signum: int) -> None:
         """Every signal but CHLD (the core reaps, then calls ``handle_exit``)."""
         if signum in signals.STOP_SIGNALS:
@@ -243,11 +225,11 @@ class Supervisor:
         if self.stop_signal is None and self.state not in (State.ERROR, State.EXITED):
             self.stop_signal = signum
             self.log.info(f"Received signal {signals.name(signum)}, initiating graceful shutdown...")
-        elif self.squid is not None and self.squid.running and not self.squid_interrupted:
+        elif self.squid is not None and self.squid.running and not self.drain.interrupted:
             again = "again" if self.stop_signal is not None else "while stopping after an error"
             self.log.info(f"Received {signals.name(signum)} {again}: Squid stops without "
                           "waiting for its clients")
-            self.interrupt_squid()
+            self.drain.interrupt(self.squid)
 
     def handle_hup(self) -> None:
         if self.state is State.RUNNING:
@@ -260,7 +242,7 @@ class Supervisor:
         """A child of ours was reaped (a helper's exit ends its own wait)."""
         if child is self.squid:
             self.on_squid_exit(child)
-        elif child is self.health:
+        elif child is self.health.child:
             self.handle_health_exit(child)
 
     def on_squid_exit(self, child: Child) -> None:
@@ -271,24 +253,23 @@ class Supervisor:
             self.log.info(f"Squid {child.describe()}")
 
     def handle_health_exit(self, child: Child) -> None:
-        self.health_ready = False
+        self.health.ready = False
         if self.state not in (State.STARTING_HEALTH, State.STARTING_SQUID, State.RUNNING):
             return  # reaped, not restarted
-        deaths = self.health_deaths.record(self.loop.clock())
-        if deaths >= healthchild.CRASH_LIMIT:
-            self.failure = (f"Health check server died {deaths} times within "
-                            f"{healthchild.CRASH_WINDOW:g}s; last {child.describe()}")
+        delay = self.health.died()
+        if delay is None:
+            self.failure = (f"Health check server died {len(self.health.deaths)} times within "
+                            f"{CRASH_WINDOW:g}s; last {child.describe()}")
             return
-        delay = healthchild.backoff(deaths)
         self.log.warning(f"Health check server (PID {child.pid}) {child.describe()}; "
                          f"restarting in {delay:g}s")
         self.loop.call_later(delay, self.restart_health)
 
     def restart_health(self) -> None:
         if self.stop_signal is None and self.failure is None and self.state is not State.ERROR:
-            self.health_restarts += 1
+            self.health.restarts += 1
             try:
-                self.health = healthchild.spawn(self.children, self.handle_health_notify)
+                self.health.start()
             except Fatal as fatal:
                 self.failure = str(fatal)
             self.publish()
@@ -296,9 +277,8 @@ class Supervisor:
     def handle_health_notify(self, data: bytes) -> None:
         if self.state in (State.SHUTTING_DOWN, State.ERROR, State.EXITED):
             return
-        if healthchild.READY in data and not self.health_ready:
-            self.health_ready = True
-            verb = "restarted" if self.health_restarts else "started"
+        if self.health.heard_ready(data):
+            verb = "restarted" if self.health.restarts else "started"
             self.log.info(f"Health check server {verb} (PID: {self.health.pid})")
             self.publish()
 
@@ -307,11 +287,12 @@ class Supervisor:
     def squid_port(self) -> int:
         return self.config.ports[0] if self.config and self.config.ports else self.settings.squid_port
 
+    @property
+    def health_restarts(self) -> int:
+        return self.health.restarts
+
     def squid_accepting(self) -> bool:
-        """Ready: the pid file is written and the port is in LISTEN state."""
-        if self.config.pid_file and not os.path.exists(self.config.pid_file):
-            return False
-        return squid.listening(self.squid_port, self.squid.pid, self.host.proc)
+        return accepting(self.config, self.squid_port, self.squid.pid, self.host.proc)
 
     # -- state ----------------------------------------------------------------------------
     def enter(self, state: State) -> None:

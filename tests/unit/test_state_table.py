@@ -422,7 +422,7 @@ def health_restarts(column: str) -> Callable:
             run.world.squid_listens = False
         for _ in range(healthchild.CRASH_LIMIT):
             run.world.when(in_state(STATE_OF[column], lambda s: bool(run.host.alive("health"))
-                                    and (column == SH or s.health_ready)), crash)
+                                    and (column == SH or s.health.ready)), crash)
         assert run.start() == 1
         starts = [when for when, kind in _spawns(run) if kind == "health"]
         assert [round(b - a, 3) for a, b in zip(deaths, starts[1:])] == [0.5, 1.0, 2.0, 4.0]
@@ -550,8 +550,8 @@ def health_ready_after_restart(column: str) -> Callable:
         world, host, state = run.world, run.host, STATE_OF[column]
         if column == SS:
             world.squid_listens = False
-        world.when(in_state(state, lambda s: s.health_ready), crash_health)
-        world.when(in_state(state, lambda s: s.health_ready), lambda run: None)  # READY=1 again
+        world.when(in_state(state, lambda s: s.health.ready), crash_health)
+        world.when(in_state(state, lambda s: s.health.ready), lambda run: None)  # READY=1 again
         if column == SS:
             world.when(lambda s: True, lambda run: world.listen(run.one("squid")))
         world.when(in_state(State.RUNNING, lambda s: s.ready), lambda run: host.signal_us(signal.SIGTERM))
@@ -750,13 +750,13 @@ def quiet(column: str, row: str) -> Callable:
         state = STATE_OF[column]
         calls: list[tuple[str, State]] = []
         supervisor = run.supervisor
-        for name in ("squid_accepting", "watch_drain"):
-            method = getattr(supervisor, name)
+        for owner, name in ((supervisor, "squid_accepting"), (supervisor.drain, "watch")):
+            method = getattr(owner, name)
 
             def counted(*args, name=name, method=method):
                 calls.append((name, supervisor.state))
                 return method(*args)
-            setattr(supervisor, name, counted)
+            setattr(owner, name, counted)
         world = run.world
         if column == V:
             world.parse_hangs = True
@@ -788,7 +788,7 @@ TIMER_SIGNATURES = {
     "readiness": ("call", "squid_accepting"),
     "startup": ("log", "did not start accepting connections"),
     "drain ends": ("log", "Readiness set to 503"),
-    "drain check": ("call", "watch_drain"),
+    "drain check": ("call", "watch"),
     "shutdown": ("log", "Shutdown timeout"),
 }
 
