@@ -162,25 +162,25 @@ def enter(run: Run, column: str, event: Event, keep_going: bool = True) -> None:
     when = world.when
     if column == V:  # `squid -k parse` runs until the event has been seen
         world.parse_hangs = True
-        when(in_state(State.VALIDATING, lambda s: bool(host.alive("helper"))), lambda s: event(run))
-        when(lambda s: True, lambda s: [host.exit(p, world.parse_code) for p in host.alive("helper")])
+        when(in_state(State.VALIDATING, lambda s: bool(host.alive("helper"))), event)
+        when(lambda s: True, lambda run: [host.exit(p, world.parse_code) for p in host.alive("helper")])
     elif column == SH:  # the health server has not reported READY=1 yet
         world.health_ready = False
         when(in_state(State.STARTING_HEALTH, lambda s: bool(host.alive("health"))),
-             lambda s: event(run))
-        when(lambda s: True, lambda s: [p.write(3, b"READY=1\n") for p in host.alive("health")])
+             event)
+        when(lambda s: True, lambda run: [p.write(3, b"READY=1\n") for p in host.alive("health")])
     elif column == SS:  # Squid runs but does not listen yet
         world.squid_listens = False
         when(in_state(State.STARTING_SQUID, lambda s: bool(host.alive("squid"))),
-             lambda s: event(run))
-        when(lambda s: True, lambda s: [world.listen(p) for p in host.alive("squid")])
+             event)
+        when(lambda s: True, lambda run: [world.listen(p) for p in host.alive("squid")])
     elif column == R:
-        when(in_state(State.RUNNING), lambda s: event(run))
+        when(in_state(State.RUNNING), event)
     elif column == SD:  # a client keeps Squid draining after its TERM
         world.squid_clients = 1
-        when(in_state(State.RUNNING), lambda s: host.signal_us(signal.SIGTERM))
+        when(in_state(State.RUNNING), signal_event(signal.SIGTERM))
         when(in_state(State.SHUTTING_DOWN, lambda s: signal.SIGTERM in run.sent_to("squid")),
-             lambda s: event(run))
+             event)
         keep_going = False  # the drain ends at SHUTDOWN_TIMEOUT, or by the event
     elif column == E:  # a reload after which Squid never listens again; it drains a client
         world.squid_clients = 1
@@ -190,12 +190,12 @@ def enter(run: Run, column: str, event: Event, keep_going: bool = True) -> None:
             host.signal_us(signal.SIGHUP)
         when(in_state(State.RUNNING), reload_without_ports)
         when(in_state(State.ERROR, lambda s: signal.SIGTERM in run.sent_to("squid")),
-             lambda s: event(run))
+             event)
         keep_going = False
     if keep_going:  # once RUNNING and ready (not inside a reload)
         when(in_state(State.RUNNING, lambda s: s.stop_signal is None and s.ready
                       and not s.reload_requested),
-             lambda s: host.signal_us(signal.SIGTERM))
+             signal_event(signal.SIGTERM))
 
 
 def finish_drain(run: Run) -> None:
@@ -400,7 +400,7 @@ def helper_reaped_in(column: str) -> Callable:
                 run.host.signal_us(signal.SIGHUP)
             enter(run, R, reload_then_squid_dies, keep_going=False)
             run.world.when(lambda s: bool(run.host.alive("helper")),
-                           lambda s: run.host.exit(run.one("squid"), 1))
+                           lambda run: run.host.exit(run.one("squid"), 1))
             assert run.start() == 1
             assert run.states()[-2:] == ["ERROR", "EXITED"]
         assert signal.SIGTERM in run.sent_to("helper")
@@ -424,15 +424,11 @@ def health_restarts(column: str) -> Callable:
             run.world.when(in_state(STATE_OF[column], lambda s: bool(run.host.alive("health"))
                                     and (column == SH or s.health.ready)), crash)
         assert run.start() == 1
-        starts = [when for when, kind in _spawns(run) if kind == "health"]
+        starts = [when for when, kind in run.world.spawn_times if kind == "health"]
         assert [round(b - a, 3) for a, b in zip(deaths, starts[1:])] == [0.5, 1.0, 2.0, 4.0]
         assert run.logged("Health check server died 5 times within 60s", "ERROR")
         assert run.states()[-2:] == ["ERROR", "EXITED"]
     return check
-
-
-def _spawns(run: Run) -> list[tuple[float, str]]:
-    return run.world.spawn_times
 
 
 def health_not_restarted(column: str) -> Callable:
@@ -606,14 +602,18 @@ def health_start_deadline(tmp_path):
 def readiness_check_starting(tmp_path):
     run = Run(tmp_path)
     run.world.squid_listens = False
+    times: dict[str, float] = {}
+
+    def at(name: str, then: Event) -> Event:
+        return lambda run: (times.setdefault(name, run.host.now), then(run))
     run.world.when(in_state(State.STARTING_SQUID, lambda s: run.host.now >= 1000.5),
-                   lambda s: run.world.listen(run.one("squid")))
-    run.world.when(in_state(State.RUNNING), lambda s: run.host.signal_us(signal.SIGTERM))
+                   at("listening", lambda run: run.world.listen(run.one("squid"))))
+    run.world.when(in_state(State.RUNNING), at("running", signal_event(signal.SIGTERM)))
     assert run.start() == 0
-    # polled every 10 ms: RUNNING within one interval of Squid listening
-    assert "RUNNING" in run.states()
+    # checked every 10 ms until then, and RUNNING within one interval of it
     waits = [state for state, _, _ in run.world.seen if state is State.STARTING_SQUID]
     assert len(waits) >= 50
+    assert 0 <= times["running"] - times["listening"] <= 0.01 + 1e-6
 
 
 def readiness_check_after_reload(tmp_path):
