@@ -10,7 +10,7 @@ every exit of a child it knows (``on_exit``). It knows nothing of Squid.
 
 from __future__ import annotations
 
-import _signal
+import signal
 from typing import Callable
 
 from . import logs
@@ -41,7 +41,7 @@ class Core:
 
     def dispatch(self, signums: list[int]) -> None:
         for signum in signums:
-            if signum == _signal.SIGCHLD:
+            if signum == signal.SIGCHLD:
                 self.reap()
             else:
                 self.on_signal(signum)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import os
 import sys
+from typing import Callable
 
 from .children import Child, Children
 from .errors import Fatal
@@ -30,14 +31,14 @@ class HealthChild:
     """The current health server process, whether it has said READY=1, and
     its deaths of the last CRASH_WINDOW seconds (monotonic)."""
 
-    def __init__(self, children: Children, loop: Loop):
+    def __init__(self, children: Children, loop: Loop, on_notify: Callable[[bytes], None]):
         self.children = children
         self.loop = loop
+        self.on_notify = on_notify  # what READY=1 means depends on the supervisor's state
         self.child: Child | None = None
         self.ready = False
         self.restarts = 0
         self.deaths: collections.deque[float] = collections.deque()
-        self.on_notify = None  # set by the supervisor: what READY=1 means depends on its state
 
     @property
     def pid(self) -> int | None:

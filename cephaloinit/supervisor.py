@@ -64,7 +64,6 @@ class Supervisor:
     def __init__(self, wakeup_fd: int, settings: Settings, log: Logger, host: Host = HOST):
         self.settings = settings
         self.log = log
-        self.host = host
         self.core = Core(wakeup_fd, log, settings.shutdown_timeout, self.handle_signal,
                          self.handle_exit, host=host)
         self.loop = self.core.loop
@@ -78,8 +77,7 @@ class Supervisor:
         self.config: squidconf.SquidConfig | None = None
         self.squid: Child | None = None
         self.drain = Drain(self.core)
-        self.health = HealthChild(self.children, self.loop)
-        self.health.on_notify = self.handle_health_notify
+        self.health = HealthChild(self.children, self.loop, self.handle_health_notify)
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
@@ -292,7 +290,7 @@ class Supervisor:
         return self.health.restarts
 
     def squid_accepting(self) -> bool:
-        return accepting(self.config, self.squid_port, self.squid.pid, self.host.proc)
+        return accepting(self.config, self.squid_port, self.squid.pid, self.core.host.proc)
 
     # -- state ----------------------------------------------------------------------------
     def enter(self, state: State) -> None:
