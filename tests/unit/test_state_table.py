@@ -382,8 +382,9 @@ def no_such_child(kind: str, column: str) -> Callable:
         if column in (SD, E):
             run.world.when(lambda s: True, finish_drain)
         run.start()
+        # in RUNNING, outside a reload (during one, /ready is 503 and its helper runs)
         seen = [live for state, live, ready in run.world.seen
-                if state is STATE_OF[column] and not (kind == "helper" and not ready and state is State.RUNNING)]
+                if state is STATE_OF[column] and (ready or state is not State.RUNNING)]
         assert seen and all(kind not in live for live in seen)
     return check
 
@@ -680,7 +681,8 @@ row("TERM, INT, QUIT (first)",
     Cell("Stop (a running helper gets TERM, is reaped)", stop_first(V)),
     Cell("Stop", stop_first(SH)),
     Cell("Stop", stop_first(SS)),
-    Cell("with READINESS_DRAIN > 0, /ready turns 503 first and Squid serves on", stop_first_running_with_drain),
+    Cell("with READINESS_DRAIN > 0, /ready turns 503 first and Squid serves on",
+         stop_first_running_with_drain),
     Cell(DASH, only_stopping_enters_shutting_down),
     Cell("SIGINT to Squid if it is still stopping; exit code stays 1", stop_in_error))
 row("TERM, INT, QUIT (again)",
