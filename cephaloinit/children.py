@@ -7,19 +7,18 @@ resulting ECHILD into a made-up exit code 0. Here only ``reap`` ever waits.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 from typing import Callable, Mapping
 
-from . import logs, procfs, signals
+from . import logs, signals
+from .host import HOST, Host
 from .loop import Loop
 
 MAX_LINE = 64 * 1024
 SPLIT_MARKER = b" [cephaloinit: line longer than 64 KiB, continued on the next line]"
 READ_SIZE = 64 * 1024
 NOTIFY_FD = 3  # where a child finds its readiness pipe; also named in $NOTIFY_FD
-EXEC_FAILED = 127  # a forked child that could not exec leaves with this
 
 
 def describe_status(status: int) -> str:
@@ -105,68 +104,19 @@ def _spawn_fd(fd: int, target: int) -> int:
     return os.dup(fd) if fd == target else fd
 
 
-def _fork_exec(argv: list[str], env: Mapping[str, str], actions: list[tuple[int, int, int]],
-               process_group: bool, inherited: signals.Inherited | None) -> int:
-    """Start ``argv`` by fork and exec; return its pid or raise its exec's OSError.
-
-    posix_spawn cannot do this job: glibc's leaves its internal signals 32 and
-    33 ignored in the child, and the child cannot make itself the terminal's
-    foreground group. Every signal stays blocked from before the fork until
-    the child's dispositions are set, so no handler of ours ever runs in it.
-    """
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        pid = os.fork()
-        if pid == 0:  # the child: only exec or _exit leave this branch
-            try:
-                signal.set_wakeup_fd(-1)
-                ignored = inherited.ignored if inherited is not None else frozenset()
-                for signum in signals.RESET_IN_CHILDREN:
-                    signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
-                if process_group:
-                    try:
-                        foreground = os.tcgetpgrp(0) == os.getpgrp()
-                    except OSError:  # no terminal on stdin
-                        foreground = False
-                    os.setpgid(0, 0)
-                    if foreground:  # hand it on, so that CMD may read its terminal
-                        os.tcsetpgrp(0, os.getpgrp())
-                for _, source, target in actions:
-                    os.dup2(source, target)
-                signal.pthread_sigmask(signal.SIG_SETMASK,
-                                       inherited.mask if inherited is not None else ())
-                os.execvpe(argv[0], argv, env)
-            except OSError as error:
-                os.write(error_write, str(error.errno or errno.EINVAL).encode())
-            except BaseException:  # the parent must hear of any failure, or it waits for nothing
-                os.write(error_write, str(errno.EINVAL).encode())
-            finally:
-                os._exit(EXEC_FAILED)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        os.close(error_write)
-    with open(error_read, "rb") as errors:
-        reported = errors.read()  # EOF at the child's exec: the pipe is close-on-exec
-    if reported:
-        # The child has exited; the reaper collects it as an orphan.
-        number = int(reported)
-        raise OSError(number, os.strerror(number), argv[0])
-    return pid
-
-
 class Children:
     """The set of children, their output relays and the single reaper."""
 
-    def __init__(self, loop: Loop, on_orphan: Callable[[int, int], None] | None = None):
+    def __init__(self, loop: Loop, on_orphan: Callable[[int, int], None] | None = None,
+                 host: Host = HOST):
         self.loop = loop
+        self.host = host
         self.by_pid: dict[int, Child] = {}
         self.orphans_reaped = 0
         self.on_orphan = on_orphan  # called with (pid, wait status) of each orphan reaped
         self.all_reaped = False  # no child of ours, known or orphan, is left
         self.readers: dict[int, Callable[[], None]] = {}  # output pipe -> its read callback
         self.paused: set[int] = set()  # output pipes not read while our output is congested
-        logs.OUTPUT.on_drained = self.resume_reading
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str],
               relay_output: bool = True, capture: Callable[[bytes], None] | None = None,
@@ -201,13 +151,7 @@ class Children:
             give(NOTIFY_FD, -1)
             env["NOTIFY_FD"] = str(NOTIFY_FD)
         try:
-            if inherited is None and not process_group:
-                pid = os.posix_spawnp(
-                    argv[0], argv, env, file_actions=actions,
-                    setsigmask=(), setsigdef=signals.RESET_IN_CHILDREN,
-                )
-            else:
-                pid = _fork_exec(argv, env, actions, process_group, inherited)
+            pid = self.host.spawn(argv, env, actions, process_group, inherited)
         except OSError:
             for read_end, _ in parent_ends:
                 os.close(read_end)
@@ -308,7 +252,7 @@ class Children:
         exited = []
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = self.host.waitpid()
             except ChildProcessError:
                 self.all_reaped = True
                 break
@@ -329,25 +273,11 @@ class Children:
     def send(self, child: Child, signum: int, group: bool = False) -> None:
         """Signal ``child``, or with ``group`` the process group it leads."""
         if child.running:
-            try:
-                os.kill(-child.pid if group else child.pid, signum)
-            except ProcessLookupError:  # exited, not yet reaped
-                pass
+            self.host.kill(-child.pid if group else child.pid, signum)
 
     def kill_everything(self) -> None:
         self.signal_everything(signal.SIGKILL)
 
     def signal_everything(self, signum: int) -> None:
-        """Signal every process below us. As PID 1, kill(-1) does exactly that
-        (the caller is spared); elsewhere, walk the process tree."""
-        if os.getpid() == 1:
-            try:
-                os.kill(-1, signum)
-            except ProcessLookupError:
-                pass
-            return
-        for pid in procfs.descendants(os.getpid()):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        """Signal every process below us, ours and orphans alike."""
+        self.host.kill_all(signum)

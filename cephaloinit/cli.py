@@ -38,10 +38,11 @@ def main(args: list[str], wakeup_fd: int) -> int:
 def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
              wakeup_fd: int) -> int:
     if command in ("run", "validate"):
+        from .dryrun import validate_only
         from .supervisor import Supervisor
 
         supervisor = Supervisor(wakeup_fd, settings, log)
-        return supervisor.run() if command == "run" else supervisor.validate_only()
+        return supervisor.run() if command == "run" else validate_only(supervisor)
     if command == "exec":
         from . import execinit
 

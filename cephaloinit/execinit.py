@@ -15,11 +15,12 @@ import os
 import signal
 from typing import NamedTuple
 
-from . import __version__, logs, signals
-from .children import Child, Children, describe_status, exit_code_for
+from . import __version__, signals
+from .children import Child, describe_status, exit_code_for
+from .core import Core
 from .errors import EXIT_FAILURE, EXIT_OK, Fatal
+from .host import HOST, Host
 from .logs import Logger
-from .loop import Loop
 from .settings import Settings
 
 PR_SET_PDEATHSIG = 1
@@ -96,51 +97,51 @@ WITH_VALUE = {  # option -> (field, parser, what a valid value is)
 }
 
 
+def _set_option(values: dict, name: str, value: str | None) -> None:
+    """Parse ``value`` for option ``name`` into ``values`` (None: the command
+    line ended before it)."""
+    field, parser, expected = WITH_VALUE[name]
+    if value is None:
+        raise Fatal(f"cephaloinit exec: {name} needs a value: {expected}")
+    try:
+        parsed = parser(value)
+    except ValueError:
+        raise Fatal(f"cephaloinit exec: {name} {value!r}: expected {expected}") from None
+    if field == "success_codes":  # repeatable
+        values[field] = values[field] | {parsed}
+    else:
+        values[field] = parsed
+
+
 def parse(args: list[str], settings: Settings) -> Request:
     """The request: options from the command line, over those the settings
     switch on (EXEC_SIGNAL_GROUP, EXEC_RELAY_OUTPUT). Raises Fatal, with one
     line naming the mistake, for a bad command line."""
     values: dict = {"signal_group": settings.exec_signal_group,
-                    "relay_output": settings.exec_relay_output}
-    success_codes = set()
-    index = 0
-    while index < len(args):
-        arg = args[index]
+                    "relay_output": settings.exec_relay_output, "success_codes": frozenset()}
+    say = {"-h": USAGE, "--help": USAGE, "--version": f"cephaloinit {__version__}\n"}
+    words = iter(args)
+    command: list[str] = []
+    for arg in words:
         if arg == "--":
-            index += 1
+            command = list(words)
             break
         if not arg.startswith("-") or arg == "-":
+            command = [arg, *words]
             break
         name, has_value, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in ("-h", "--help"):
-            return Request(Options(), [], USAGE)
-        if name == "--version":
-            return Request(Options(), [], f"cephaloinit {__version__}\n")
+        if name in say:
+            return Request(Options(), [], say[name])
         if name in FLAGS and not has_value:
             values[FLAGS[name]] = True
         elif name in WITH_VALUE:
-            field, parser, expected = WITH_VALUE[name]
-            if not has_value:
-                index += 1
-                if index == len(args):
-                    raise Fatal(f"cephaloinit exec: {name} needs a value: {expected}")
-                value = args[index]
-            try:
-                parsed = parser(value)
-            except ValueError:
-                raise Fatal(f"cephaloinit exec: {name} {value!r}: expected {expected}") from None
-            if field == "success_codes":
-                success_codes.add(parsed)
-            else:
-                values[field] = parsed
+            _set_option(values, name, value if has_value else next(words, None))
         else:
             raise Fatal(f"cephaloinit exec: unknown option {arg!r}; "
                         "run 'cephaloinit exec --help' for the options, or put '--' before CMD")
-        index += 1
-    command = args[index:]
     if not command:
         raise Fatal("cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]")
-    return Request(Options(**values, success_codes=frozenset(success_codes)), command)
+    return Request(Options(**values), command)
 
 
 def main(args: list[str], wakeup_fd: int, settings: Settings, log: Logger) -> int:
@@ -175,19 +176,18 @@ def exit_code_for_spawn_error(error: OSError) -> int:
 
 
 class ExecInit:
+    """The core with CMD as its one known child: forward, reap, exit with CMD's code."""
+
     def __init__(self, wakeup_fd: int, settings: Settings, log: Logger,
-                 options: Options = Options()):
-        self.settings = settings
+                 options: Options = Options(), host: Host = HOST):
         self.log = log
         self.options = options
-        self.loop = Loop(wakeup_fd, self.handle_signals)
-        self.children = Children(self.loop, on_orphan=self.on_orphan if options.warn_on_reap else None)
-        logs.OUTPUT.attach(self.loop)  # from now on, a stalled reader never blocks PID 1
+        self.core = Core(wakeup_fd, log, settings.shutdown_timeout, self.handle_signal,
+                         self.handle_exit, self.on_orphan if options.warn_on_reap else None, host)
+        self.children = self.core.children
         self.command: Child | None = None
-        self.deadline = None
         self.stopping = False
         self.command_code: int | None = None  # CMD's, once reaped
-        self.exit_code: int | None = None
 
     def run(self, argv: list[str]) -> int:
         try:
@@ -208,56 +208,43 @@ class ExecInit:
             raise Fatal(f"cephaloinit exec: cannot run {argv[0]!r}: {error.strerror}",
                         exit_code_for_spawn_error(error)) from None
         self.log.debug(f"Started {argv[0]} with PID {self.command.pid}")
-        while self.exit_code is None:
-            self.loop.run_once()
+        while not self.finished():
+            self.core.loop.run_once()
         self.log.debug(f"Reaped {self.children.orphans_reaped} orphaned processes")
-        return self.exit_code
+        return self.command_code
 
-    def handle_signals(self, signums: list[int]) -> None:
-        for signum in signums:
-            if signum == signal.SIGCHLD:
-                self.reap()
-            elif self.command.running:
-                self.forward(signum)
-            else:
-                self.log.debug(f"Not forwarding {signals.name(signum)}: {self.command.name} has exited")
+    def finished(self) -> bool:
+        """Without a stop, CMD's exit is the end, as with tini; after a stop,
+        the end is when nothing of CMD's is left (or the deadline has passed)."""
+        return self.command_code is not None and (not self.stopping or self.children.all_reaped)
+
+    def handle_signal(self, signum: int) -> None:
+        if self.command.running:
+            self.forward(signum)
+        else:
+            self.log.debug(f"Not forwarding {signals.name(signum)}: {self.command.name} has exited")
 
     def forward(self, signum: int) -> None:
         target = "process group" if self.options.signal_group else "PID"
         self.log.debug(f"Forwarding {signals.name(signum)} to {target} {self.command.pid}")
         self.children.send(self.command, signum, group=self.options.signal_group)
-        if signum in signals.STOPPING and not self.stopping:
+        if signum in signals.EXEC_STOP_SIGNALS and not self.stopping:
             self.stopping = True
-            timeout = self.settings.shutdown_timeout
-            self.deadline = self.loop.call_later(timeout, self.on_deadline)
-
-    def on_deadline(self) -> None:
-        self.log.warning(
-            f"Shutdown timeout of {self.settings.shutdown_timeout:g}s passed; "
-            "sending SIGKILL to every remaining process"
-        )
-        self.children.kill_everything()
+            self.core.arm_deadline()
 
     def on_orphan(self, pid: int, status: int) -> None:
         self.log.warning(f"Reaped orphaned process {pid}, which {describe_status(status)}")
 
-    def reap(self) -> None:
-        for child in self.children.reap():
-            self.children.drain(child)
-            if child is self.command:
-                self.log.debug(f"{child.name} (PID {child.pid}) {child.describe()}")
-                self.command_code = self.remap(exit_code_for(child.status))
-                if self.stopping and not self.children.all_reaped:
-                    # What CMD started may not have seen the stop: tell it, and
-                    # the deadline already armed still bounds the wait.
-                    self.log.debug("Sending SIGTERM to the processes CMD left behind")
-                    self.children.signal_everything(signal.SIGTERM)
-        if self.command_code is None:
+    def handle_exit(self, child: Child) -> None:
+        if child is not self.command:
             return
-        # Without a stop, CMD's exit is the end, as with tini; after a stop,
-        # the end is when nothing of CMD's is left (or the deadline has passed).
-        if not self.stopping or self.children.all_reaped:
-            self.exit_code = self.command_code
+        self.log.debug(f"{child.name} (PID {child.pid}) {child.describe()}")
+        self.command_code = self.remap(exit_code_for(child.status))
+        if self.stopping and not self.children.all_reaped:
+            # What CMD started may not have seen the stop: tell it, and
+            # the deadline already armed still bounds the wait.
+            self.log.debug("Sending SIGTERM to the processes CMD left behind")
+            self.children.signal_everything(signal.SIGTERM)
 
     def remap(self, code: int) -> int:
         if code in self.options.success_codes:

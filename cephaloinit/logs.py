@@ -60,8 +60,12 @@ class Output:
     def congested(self) -> bool:
         return self.queued > QUEUE_LIMIT
 
-    def attach(self, loop: Loop) -> None:
+    def attach(self, loop: Loop | None, on_drained: Callable[[], None] | None = None) -> None:
+        """Flush through ``loop`` from now on (None: back to blocking writes);
+        ``on_drained`` is called whenever the queue is no longer congested."""
         self.loop = loop
+        self.watched = None
+        self.on_drained = on_drained
 
     def write_line(self, fd: int, line: bytes) -> None:
         self.queue.append((fd, memoryview(line)))

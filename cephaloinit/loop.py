@@ -44,8 +44,9 @@ class Timer:
 
 class Loop:
     def __init__(self, wakeup_fd: int, on_signals: Callable[[list[int]], None],
-                 clock: Callable[[], float] = time.monotonic):
-        self.selector = selectors.DefaultSelector()
+                 clock: Callable[[], float] = time.monotonic,
+                 selector: selectors.BaseSelector | None = None):
+        self.selector = selector or selectors.DefaultSelector()
         self.clock = clock
         self._timers: list[tuple[float, int, Timer]] = []
         self._sequence = itertools.count()  # keeps heap order stable for equal deadlines

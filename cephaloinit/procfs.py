@@ -1,4 +1,4 @@
-"""Reading /proc: whether a process lives, its status fields, and its children.
+"""Reading /proc: a process's stat and status fields, the process tree, and sockets.
 
 Parsing is kept apart from reading so the parsers can be tested on sample text.
 Every reader tolerates a process vanishing between listing and reading.
@@ -61,12 +61,6 @@ def status(pid: int, proc: str = PROC) -> dict[str, str]:
     return parse_status(text) if text else {}
 
 
-def is_alive(pid: int, proc: str = PROC) -> bool:
-    """True while the process exists and is not a zombie."""
-    found = stat(pid, proc)
-    return found is not None and found.state not in ("Z", "X")
-
-
 def all_stats(proc: str = PROC) -> list[Stat]:
     stats = []
     for entry in os.listdir(proc):
@@ -79,10 +73,6 @@ def all_stats(proc: str = PROC) -> list[Stat]:
 
 def children(pid: int, proc: str = PROC) -> list[Stat]:
     return [s for s in all_stats(proc) if s.ppid == pid]
-
-
-def zombie_children(pid: int, proc: str = PROC) -> list[Stat]:
-    return [s for s in children(pid, proc) if s.state == "Z"]
 
 
 def descendants(pid: int, proc: str = PROC) -> list[int]:

@@ -12,7 +12,12 @@ machinery alone costs some 4 ms of imports before the first handler exists.
 import _signal
 import os
 
-STOPPING = (_signal.SIGTERM, _signal.SIGINT)
+# The stop signals of `run` and of the health server. QUIT is one too:
+# nothing in a container wants a core dump from PID 1.
+STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT)
+# `exec` forwards every signal; these also arm its shutdown deadline, as tini
+# and dumb-init treat them. QUIT is left to CMD, whose default is a core dump.
+EXEC_STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT)
 
 # Raised by the CPU or the C library for the faulting thread itself. Sent by
 # someone else they are ignored; raised by a real fault the kernel overrides

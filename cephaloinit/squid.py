@@ -39,6 +39,19 @@ def run_command(settings: Settings, config: str) -> list[str]:
     return [settings.squid_binary, "-N", "-f", config]
 
 
+def remove_stale_shared_memory() -> None:
+    """Squid keeps shared memory segments in /dev/shm; after a SIGKILL they
+    survive a container restart and the next Squid refuses to start ("File
+    exists"). As PID 1 nothing else of ours can own them: they are stale."""
+    if os.getpid() != 1:
+        return
+    for path in glob.glob("/dev/shm/squid-*.shm"):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def init_cache_command(settings: Settings, config: str) -> list[str]:
     # -N: without it, squid -z forks a daemon that outlives the command.
     return [settings.squid_binary, "-N", "-z", "-f", config]

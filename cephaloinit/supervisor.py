@@ -3,39 +3,31 @@
 ``run`` reads top to bottom like that document: validate, start the health
 server, start Squid, monitor; a stop signal in any state ends in
 ``shut_down`` (exit 0), a fatal event in any state ends in ERROR (exit 1).
-Waiting always happens in ``wait_until``, which turns the loop: signals are
-seen and children reaped while we wait, whatever we wait for.
+Then one ``handle_<event>`` method per row of its Events × states table.
+Waiting always happens in ``wait_until``, which turns the core's loop:
+signals are seen and children reaped while we wait, whatever we wait for.
+The mechanics live beside it: the core (core.py), the health server's
+start and restart arithmetic (healthchild.py), Squid's readiness and drain
+(squidchild.py), helper commands (helpers.py).
 """
 
 from __future__ import annotations
 
-import collections
 import enum
-import glob
 import os
 import signal
-import sys
 import time
 from typing import Callable
 
-from . import __version__, children, logs, redact, signals, squid, squidconf, statefile, validators
-from .children import Child, Children
-from .errors import EXIT_FAILURE, EXIT_OK, Fatal
+from . import __version__, helpers, signals, squid, squidconf, statefile, validators
+from .children import Child
+from .core import Core
+from .errors import EXIT_OK, Fatal
+from .healthchild import CRASH_WINDOW, START_TIMEOUT, HealthChild
+from .host import HOST, Host
 from .logs import Logger
-from .loop import Loop, Timer
 from .settings import Settings
-
-HEALTH_START_TIMEOUT = 10.0
-HEALTH_CRASH_LIMIT = 5  # deaths within HEALTH_CRASH_WINDOW that make it fatal
-HEALTH_CRASH_WINDOW = 60.0
-HEALTH_BACKOFF_FIRST = 0.5  # doubled after each death, up to HEALTH_BACKOFF_MAX
-HEALTH_BACKOFF_MAX = 8.0
-# Squid has no readiness notification we can use, so start-up and the drain are
-# the two moments the loop checks on a timer; neither timer exists otherwise.
-READINESS_CHECK_INTERVAL = 0.01
-DRAIN_CHECK_INTERVAL = 0.1
-RELOAD_CLOSE_WAIT = 1.0  # how long a reload may take to close Squid's ports
-HELPER_OUTPUT_LINES = 50  # what a helper's error message can quote
+from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, accepting
 
 
 class State(enum.Enum):
@@ -61,7 +53,6 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.ERROR: frozenset({S.EXITED}),
     S.EXITED: frozenset(),
 }
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 SQUID_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # log rotation, debug toggle
 
 
@@ -69,19 +60,14 @@ class StopRequested(Exception):
     """A stop signal arrived: leave whatever we were waiting for."""
 
 
-def interpreter_command() -> list[str]:
-    """How to start another copy of this Python with the same isolation flags."""
-    flags = [flag for flag, on in (("-I", sys.flags.isolated), ("-S", sys.flags.no_site)) if on]
-    return [sys.executable, *flags]
-
-
 class Supervisor:
-    def __init__(self, wakeup_fd: int, settings: Settings, log: Logger):
+    def __init__(self, wakeup_fd: int, settings: Settings, log: Logger, host: Host = HOST):
         self.settings = settings
         self.log = log
-        self.loop = Loop(wakeup_fd, self.handle_signals)
-        self.children = Children(self.loop)
-        logs.OUTPUT.attach(self.loop)  # from now on, a stalled reader never blocks PID 1
+        self.core = Core(wakeup_fd, log, settings.shutdown_timeout, self.handle_signal,
+                         self.handle_exit, host=host)
+        self.loop = self.core.loop
+        self.children = self.core.children
         self.state = State.INITIALIZING
         self.started_at = time.time()
         self.state_since = self.started_at
@@ -90,13 +76,10 @@ class Supervisor:
         self.reload_requested = False
         self.config: squidconf.SquidConfig | None = None
         self.squid: Child | None = None
-        self.health: Child | None = None
-        self.health_ready = False
-        self.health_deaths: collections.deque[float] = collections.deque()
-        self.health_restarts = 0
+        self.drain = Drain(self.core)
+        self.health = HealthChild(self.children, self.loop, self.handle_health_notify)
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
-        self.squid_interrupted = False
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
 
@@ -123,41 +106,6 @@ class Supervisor:
             self.enter(State.EXITED)
             return fatal.code
 
-    def validate_only(self) -> int:
-        """`cephaloinit validate`: the validators alone, then exit 0 or 1.
-
-        A dry run, also inside a running container (`docker exec ... validate`):
-        it renders into a scratch directory of its own, publishes no state,
-        and leaves what a running proxy uses alone (its config, pid file,
-        merged CA, swap directories). What does not exist yet may be created
-        (the directories, a first merged CA and certificate database).
-        Interrupted by a stop signal, it gives no verdict: exit 128+N."""
-        import shutil
-        import tempfile
-
-        try:
-            os.makedirs(self.settings.run_dir, exist_ok=True)
-            self.scratch_dir = tempfile.mkdtemp(prefix=".validate-", dir=self.settings.run_dir)
-        except OSError as error:
-            run_dir = self.settings.run_dir
-            self.log.error(f"Cannot create a scratch directory in {run_dir}: {error.strerror}; the "
-                           f"run directory {run_dir} must be writable by UID {os.getuid()} "
-                           f"(GID {os.getgid()}): make it group 0 and group-writable")
-            return EXIT_FAILURE
-        try:
-            self.validate()
-        except StopRequested:
-            self.stop_children()
-            self.log.warning(f"Validation interrupted by {signals.name(self.stop_signal)}: no verdict")
-            return 128 + self.stop_signal
-        except Fatal as fatal:
-            self.log.error(str(fatal))
-            self.stop_children()
-            return fatal.code
-        finally:
-            shutil.rmtree(self.scratch_dir, ignore_errors=True)
-        return EXIT_OK
-
     def validate(self) -> squidconf.SquidConfig:
         self.enter(State.VALIDATING)  # INITIALIZING -> VALIDATING
         self.log.info("Validating Squid configuration...")
@@ -169,15 +117,15 @@ class Supervisor:
     def start_health(self) -> None:
         self.enter(State.STARTING_HEALTH)  # VALIDATING -> STARTING_HEALTH
         self.log.info(f"Starting health check server on port {self.settings.health_port}")
-        self.spawn_health()
-        if not self.wait_until(lambda: self.health_ready, self.loop.clock() + HEALTH_START_TIMEOUT):
+        self.health.start()
+        if not self.wait_until(lambda: self.health.ready, self.loop.clock() + START_TIMEOUT):
             raise Fatal(f"Health check server did not start listening on port "
-                        f"{self.settings.health_port} within {HEALTH_START_TIMEOUT:g}s")
+                        f"{self.settings.health_port} within {START_TIMEOUT:g}s")
 
     def start_squid(self) -> None:
         self.enter(State.STARTING_SQUID)  # STARTING_HEALTH -> STARTING_SQUID
         self.log.info("Starting Squid proxy...")
-        self.remove_stale_shared_memory()
+        squid.remove_stale_shared_memory()
         try:
             self.squid = self.children.spawn(
                 "squid", squid.run_command(self.settings, self.config.run_path), os.environ)
@@ -197,14 +145,8 @@ class Supervisor:
         self.log.info("Received signal SIGHUP, validating the configuration before reloading Squid")
         self.set_ready(False, "reloading")
         try:
-            config = validators.validate(self.validator_context()._replace(reload=True,
-                                                                           mounted=self.mounted))
-            if config.pid_file != self.config.pid_file:
-                # Squid writes its pid file when it starts, not when it reconfigures.
-                raise Fatal(f"pid_filename changed from {self.config.pid_file} to "
-                            f"{config.pid_file}; Squid applies it only when it starts: restart "
-                            "the container to apply it")
-            config = validators.put_in_place(config)
+            config = validators.for_reload(self.validator_context()._replace(mounted=self.mounted),
+                                           self.config)
         except Fatal as fatal:
             if self.failure is not None:  # Squid died meanwhile: not a config problem
                 raise
@@ -228,7 +170,7 @@ class Supervisor:
     def shut_down(self) -> None:
         was_running = self.state is State.RUNNING
         self.enter(State.SHUTTING_DOWN)  # any state -> SHUTTING_DOWN
-        deadline = self.start_deadline()
+        deadline = self.core.arm_deadline()
         drain = self.settings.readiness_drain
         if was_running and drain > 0:
             self.log.info(f"Readiness set to 503; Squid keeps serving for {drain:g}s (READINESS_DRAIN)")
@@ -239,117 +181,67 @@ class Supervisor:
         self.enter(State.EXITED)  # SHUTTING_DOWN -> EXITED
 
     # -- stopping ------------------------------------------------------------------
-    def start_deadline(self) -> Timer:
-        return self.loop.call_later(self.settings.shutdown_timeout, self.on_deadline)
-
-    def on_deadline(self) -> None:
-        self.log.warning(f"Shutdown timeout of {self.settings.shutdown_timeout:g}s passed; "
-                         "sending SIGKILL to every remaining process")
-        self.children.kill_everything()
-
     def stop_children(self, deadline=None) -> None:
         """Squid first (draining its clients), then every other child; all reaped.
         Bounded by the SHUTDOWN_TIMEOUT deadline, after which SIGKILL."""
-        deadline = deadline or self.start_deadline()
+        deadline = deadline or self.core.arm_deadline()
         if self.squid is not None and self.squid.running:
-            self.children.send(self.squid, signal.SIGTERM)
-            self.watch_drain()
+            self.drain.start(self.squid, self.config.ports)
             self.wait_until(lambda: not self.squid.running, interruptible=False)
         for child in list(self.children.by_pid.values()):
             self.children.send(child, signal.SIGTERM)
         self.wait_until(lambda: not self.children.by_pid, interruptible=False)
         deadline.cancel()
 
-    def watch_drain(self) -> None:
-        """After TERM, Squid waits its whole shutdown_lifetime even when idle; once
-        its last client connection is gone, a second signal ends that wait."""
-        if not self.squid.running or self.squid_interrupted:
-            return
-        if squid.established_connections(self.config.ports) == 0:
-            self.interrupt_squid()
-        else:
-            self.loop.call_later(DRAIN_CHECK_INTERVAL, self.watch_drain)
-
-    def interrupt_squid(self) -> None:
-        self.squid_interrupted = True
-        self.children.send(self.squid, signal.SIGINT)
-
     # -- waiting -------------------------------------------------------------------
     def wait_until(self, predicate: Callable[[], bool], deadline: float | None = None,
                    interruptible: bool = True, poll: float | None = None) -> bool:
-        """Turn the loop until ``predicate`` holds (True) or ``deadline`` passes
-        (False). Interruptible waits raise StopRequested or Fatal as soon as a
-        stop signal or a fatal event has been seen."""
-        wake = self.loop.call_at(deadline, lambda: None) if deadline is not None else None
-        try:
-            while True:
-                if interruptible and self.stop_signal is not None:
-                    raise StopRequested()
-                if interruptible and self.failure is not None:
-                    raise Fatal(self.failure)
-                if predicate():
-                    return True
-                if deadline is not None and self.loop.clock() >= deadline:
-                    return False
-                tick = self.loop.call_later(poll, lambda: None) if poll else None
-                self.loop.run_once()
-                if tick:
-                    tick.cancel()
-        finally:
-            if wake:
-                wake.cancel()
+        """``Core.wait_until``; interruptible waits raise StopRequested or Fatal
+        as soon as a stop signal or a fatal event has been seen."""
+        return self.core.wait_until(predicate, deadline, poll,
+                                    self.raise_if_interrupted if interruptible else None)
 
-    def run_helper(self, name: str, argv: list[str], timeout: float) -> validators.HelperResult:
-        """Run a short helper command as our child, its output captured."""
-        output: collections.deque[str] = collections.deque(maxlen=HELPER_OUTPUT_LINES)
-        try:
-            helper = self.children.spawn(
-                name, argv, os.environ,
-                # Helpers quote what they choke on: never let that be key material.
-                capture=lambda line: output.append(redact.line(line.decode("utf-8", "replace").rstrip())))
-        except OSError as error:
-            raise Fatal(f"Cannot run {name} ({argv[0]}): {error.strerror}") from None
-        if not self.wait_until(lambda: not helper.running, self.loop.clock() + timeout):
-            self.children.send(helper, signal.SIGKILL)
-            self.wait_until(lambda: not helper.running, interruptible=False)
-            raise Fatal(f"{name} did not finish within {timeout:g}s")
-        return validators.HelperResult(children.exit_code_for(helper.status), list(output))
+    def raise_if_interrupted(self) -> None:
+        if self.stop_signal is not None:
+            raise StopRequested()
+        if self.failure is not None:
+            raise Fatal(self.failure)
 
-    # -- events ----------------------------------------------------------------------
-    def handle_signals(self, signums: list[int]) -> None:
-        for signum in signums:
-            if signum == signal.SIGCHLD:
-                self.reap()
-            elif signum in STOP_SIGNALS:
-                self.handle_stop(signum)
-            elif signum == signal.SIGHUP:
-                if self.state is State.RUNNING:
-                    self.reload_requested = True
-                else:
-                    self.log.info(f"Ignoring SIGHUP in state {self.state.value}: "
-                                  "a reload is only possible once Squid is running")
-            elif signum in SQUID_SIGNALS and self.state is State.RUNNING:
-                self.children.send(self.squid, signum)  # USR1 rotate logs, USR2 debug
-            else:
-                self.log.debug(f"Ignoring {signals.name(signum)} in state {self.state.value}")
+    # -- events: the rows of the Events × states table ---------------------------------
+    def handle_signal(self, signum: int) -> None:
+        """Every signal but CHLD (the core reaps, then calls ``handle_exit``)."""
+        if signum in signals.STOP_SIGNALS:
+            self.handle_stop(signum)
+        elif signum == signal.SIGHUP:
+            self.handle_hup()
+        elif signum in SQUID_SIGNALS and self.state is State.RUNNING:
+            self.children.send(self.squid, signum)  # USR1 rotate logs, USR2 debug
+        else:
+            self.log.debug(f"Ignoring {signals.name(signum)} in state {self.state.value}")
 
     def handle_stop(self, signum: int) -> None:
         if self.stop_signal is None and self.state not in (State.ERROR, State.EXITED):
             self.stop_signal = signum
             self.log.info(f"Received signal {signals.name(signum)}, initiating graceful shutdown...")
-        elif self.squid is not None and self.squid.running and not self.squid_interrupted:
+        elif self.squid is not None and self.squid.running and not self.drain.interrupted:
             again = "again" if self.stop_signal is not None else "while stopping after an error"
             self.log.info(f"Received {signals.name(signum)} {again}: Squid stops without "
                           "waiting for its clients")
-            self.interrupt_squid()
+            self.drain.interrupt(self.squid)
 
-    def reap(self) -> None:
-        for child in self.children.reap():
-            self.children.drain(child)
-            if child is self.squid:
-                self.on_squid_exit(child)
-            elif child is self.health:
-                self.on_health_exit(child)
+    def handle_hup(self) -> None:
+        if self.state is State.RUNNING:
+            self.reload_requested = True
+        else:
+            self.log.info(f"Ignoring SIGHUP in state {self.state.value}: "
+                          "a reload is only possible once Squid is running")
+
+    def handle_exit(self, child: Child) -> None:
+        """A child of ours was reaped (a helper's exit ends its own wait)."""
+        if child is self.squid:
+            self.on_squid_exit(child)
+        elif child is self.health.child:
+            self.handle_health_exit(child)
 
     def on_squid_exit(self, child: Child) -> None:
         self.publish()
@@ -358,48 +250,33 @@ class Supervisor:
         else:
             self.log.info(f"Squid {child.describe()}")
 
-    def on_health_exit(self, child: Child) -> None:
-        self.health_ready = False
+    def handle_health_exit(self, child: Child) -> None:
+        self.health.ready = False
         if self.state not in (State.STARTING_HEALTH, State.STARTING_SQUID, State.RUNNING):
+            return  # reaped, not restarted
+        delay = self.health.died()
+        if delay is None:
+            self.failure = (f"Health check server died {len(self.health.deaths)} times within "
+                            f"{CRASH_WINDOW:g}s; last {child.describe()}")
             return
-        now = self.loop.clock()
-        self.health_deaths.append(now)
-        while self.health_deaths[0] < now - HEALTH_CRASH_WINDOW:
-            self.health_deaths.popleft()
-        deaths = len(self.health_deaths)
-        if deaths >= HEALTH_CRASH_LIMIT:
-            self.failure = (f"Health check server died {deaths} times within "
-                            f"{HEALTH_CRASH_WINDOW:g}s; last {child.describe()}")
-            return
-        delay = min(HEALTH_BACKOFF_MAX, HEALTH_BACKOFF_FIRST * 2 ** (deaths - 1))
         self.log.warning(f"Health check server (PID {child.pid}) {child.describe()}; "
                          f"restarting in {delay:g}s")
         self.loop.call_later(delay, self.restart_health)
 
-    # -- the health server -------------------------------------------------------------
-    def spawn_health(self) -> None:
-        argv = [*interpreter_command(), "-m", "cephaloinit", "health-server"]
-        try:
-            self.health = self.children.spawn("health server", argv, os.environ,
-                                              notify=self.on_health_notify)
-        except OSError as error:
-            raise Fatal(f"Cannot start the health check server: {error.strerror}") from None
-
     def restart_health(self) -> None:
         if self.stop_signal is None and self.failure is None and self.state is not State.ERROR:
-            self.health_restarts += 1
+            self.health.restarts += 1
             try:
-                self.spawn_health()
+                self.health.start()
             except Fatal as fatal:
                 self.failure = str(fatal)
             self.publish()
 
-    def on_health_notify(self, data: bytes) -> None:
+    def handle_health_notify(self, data: bytes) -> None:
         if self.state in (State.SHUTTING_DOWN, State.ERROR, State.EXITED):
             return
-        if b"READY=1" in data and not self.health_ready:
-            self.health_ready = True
-            verb = "restarted" if self.health_restarts else "started"
+        if self.health.heard_ready(data):
+            verb = "restarted" if self.health.restarts else "started"
             self.log.info(f"Health check server {verb} (PID: {self.health.pid})")
             self.publish()
 
@@ -408,23 +285,12 @@ class Supervisor:
     def squid_port(self) -> int:
         return self.config.ports[0] if self.config and self.config.ports else self.settings.squid_port
 
-    def squid_accepting(self) -> bool:
-        """Ready: the pid file is written and the port is in LISTEN state."""
-        if self.config.pid_file and not os.path.exists(self.config.pid_file):
-            return False
-        return squid.listening(self.squid_port, self.squid.pid)
+    @property
+    def health_restarts(self) -> int:
+        return self.health.restarts
 
-    def remove_stale_shared_memory(self) -> None:
-        """Squid keeps shared memory segments in /dev/shm; after a SIGKILL they
-        survive a container restart and the next Squid refuses to start ("File
-        exists"). As PID 1 nothing else of ours can own them: they are stale."""
-        if os.getpid() != 1:
-            return
-        for path in glob.glob("/dev/shm/squid-*.shm"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+    def squid_accepting(self) -> bool:
+        return accepting(self.config, self.squid_port, self.squid.pid, self.core.host.proc)
 
     # -- state ----------------------------------------------------------------------------
     def enter(self, state: State) -> None:
@@ -472,5 +338,6 @@ class Supervisor:
                                  "may be stale")
 
     def validator_context(self) -> validators.Context:
-        return validators.Context(self.settings, self.run_helper, self.log, os.getuid(), os.getgid(),
+        run_helper = helpers.Runner(self.children, self.wait_until).run
+        return validators.Context(self.settings, run_helper, self.log, os.getuid(), os.getgid(),
                                   scratch_dir=self.scratch_dir)

@@ -19,11 +19,16 @@ from ..loop import Loop
 MAX_RESPONSE = 512 * 1024
 
 
-class _Outbound:
-    """One non-blocking client socket: connect, then hand over to ``on_connected``."""
+class _HttpGet:
+    """One non-blocking client socket: connect, send the request, read to EOF."""
 
-    def __init__(self, loop: Loop, host: str, port: int, timeout: float,
-                 done: Callable[..., None]):
+    def __init__(self, loop: Loop, host: str, port: int, path: str, timeout: float,
+                 done: Callable[[int | None, bytes, str], None]):
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.request = memoryview(
+            f"GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: cephaloinit-health\r\n"
+            "Accept: text/plain\r\nConnection: close\r\n\r\n".encode("ascii"))
+        self.received = bytearray()
         self.loop = loop
         self.done = done
         self.finished = False
@@ -54,9 +59,6 @@ class _Outbound:
         else:
             self.on_connected()
 
-    def on_connected(self) -> None:
-        raise NotImplementedError
-
     def _timed_out(self) -> None:
         self.finish_error(f"no answer within {self.timeout:g}s")
 
@@ -73,20 +75,6 @@ class _Outbound:
         self.finished = True
         self.close()
         self.done(*result)
-
-    def finish_error(self, message: str) -> None:
-        raise NotImplementedError
-
-
-class _HttpGet(_Outbound):
-    def __init__(self, loop: Loop, host: str, port: int, path: str, timeout: float,
-                 done: Callable[[int | None, bytes, str], None]):
-        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.request = memoryview(
-            f"GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: cephaloinit-health\r\n"
-            "Accept: text/plain\r\nConnection: close\r\n\r\n".encode("ascii"))
-        self.received = bytearray()
-        super().__init__(loop, host, port, timeout, done)
 
     def on_connected(self) -> None:
         self._watch(selectors.EVENT_WRITE, self._send)

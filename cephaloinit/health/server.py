@@ -394,9 +394,6 @@ def notify_ready(log: Logger) -> None:
         pass
 
 
-STOP_SIGNALS = signals.STOPPING + (signal.SIGQUIT,)
-
-
 def serve(settings: Settings, log: Logger, wakeup_fd: int) -> int:
     """Run until SIGTERM, SIGINT or SIGQUIT; return 0. Fatal when it cannot listen.
     ``wakeup_fd`` is the pipe __main__ installed with the handlers."""
@@ -404,7 +401,7 @@ def serve(settings: Settings, log: Logger, wakeup_fd: int) -> int:
 
     def on_signals(signums: list[int]) -> None:
         for signum in signums:
-            if signum in STOP_SIGNALS:
+            if signum in signals.STOP_SIGNALS:
                 stop.append(signum)
             elif signum != signal.SIGCHLD:
                 log.debug(f"Health server ignores {signals.name(signum)}")

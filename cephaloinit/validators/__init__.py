@@ -65,6 +65,17 @@ def validate(context: Context) -> SquidConfig:
     return squid_config
 
 
+def for_reload(context: Context, running: SquidConfig) -> SquidConfig:
+    """A reload: every validator again, for a Squid that runs on ``running``;
+    the accepted config is put in place."""
+    found = validate(context._replace(reload=True))
+    if found.pid_file != running.pid_file:
+        # Squid writes its pid file when it starts, not when it reconfigures.
+        raise Fatal(f"pid_filename changed from {running.pid_file} to {found.pid_file}; "
+                    "Squid applies it only when it starts: restart the container to apply it")
+    return put_in_place(found)
+
+
 def put_in_place(found: SquidConfig) -> SquidConfig:
     """The accepted config becomes the one Squid runs; until then a rejected
     one has left the file in use untouched."""
@@ -73,4 +84,4 @@ def put_in_place(found: SquidConfig) -> SquidConfig:
     return config.put_in_place(found)
 
 
-__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "put_in_place", "validate"]
+__all__ = ["Context", "Fatal", "HelperResult", "RunHelper", "for_reload", "put_in_place", "validate"]

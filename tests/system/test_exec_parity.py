@@ -16,6 +16,7 @@ from cephaloinit import procfs, signals
 
 from .conftest import REPO, poll
 
+from .. import proctree
 from ..signal_state import glibc_internal_ignored
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
@@ -85,7 +86,7 @@ def test_every_signal_is_survived_and_forwarded_unless_documented_otherwise(run)
             init.wait_for_lines(f"parent got {int(MARKER)}", markers)
         else:
             init.wait_for_line(f"parent got {signum}")
-        assert procfs.is_alive(init.pid), f"died of {signals.name(signum)}"
+        assert proctree.is_alive(init.pid), f"died of {signals.name(signum)}"
         assert procfs.stat(init.pid).state != "T", f"stopped by {signals.name(signum)}"
     init.signal(MARKER)
     init.wait_for_lines(f"parent got {int(MARKER)}", markers + 1)
@@ -293,7 +294,7 @@ def test_after_a_stop_a_term_ignoring_grandchild_gets_the_deadline_then_sigkill(
     elapsed = time.monotonic() - sent
     assert 1.0 <= elapsed < 1.5, elapsed
     assert "[WARNING] Shutdown timeout of 1s passed" in init.text()
-    assert [pid for pid in tree if procfs.is_alive(pid)] == []
+    assert [pid for pid in tree if proctree.is_alive(pid)] == []
 
 
 def test_after_a_stop_what_cmd_left_gets_term_and_we_exit_once_it_is_gone(run):
@@ -307,7 +308,7 @@ def test_after_a_stop_what_cmd_left_gets_term_and_we_exit_once_it_is_gone(run):
     assert init.wait() == 3
     assert time.monotonic() - sent < 5
     assert "Shutdown timeout" not in init.text()
-    assert [pid for pid in tree if procfs.is_alive(pid)] == []
+    assert [pid for pid in tree if proctree.is_alive(pid)] == []
 
 
 # -- beyond the peers: -p, -w, -e ---------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 
 from cephaloinit import procfs
 
+from .. import proctree
 from .conftest import REPO, poll
 
 PROGRAMS = os.path.join(REPO, "tests", "system", "programs")
@@ -24,7 +25,7 @@ def test_orphaned_grandchildren_are_all_reaped(start):
     init.wait_for_line("ready")
     # orphans exit on their own schedule: only the command itself remains
     poll(lambda: len(procfs.children(init.pid)) == 1, what="every orphan reaped")
-    assert procfs.zombie_children(init.pid) == []
+    assert proctree.zombie_children(init.pid) == []
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
     assert "Reaped 1000 orphaned processes" in init.text()
@@ -87,7 +88,7 @@ def test_a_storm_of_signals_neither_crashes_nor_hangs_it(start):
     storm = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGCHLD)
     for i in range(10_000):
         os.kill(pid, storm[i % len(storm)])
-    assert procfs.is_alive(pid)
+    assert proctree.is_alive(pid)
     init.signal(signal.SIGTERM)
     assert init.wait() == 3
 
@@ -111,7 +112,7 @@ def test_as_subreaper_outside_a_namespace_orphans_are_still_reaped(start):
     init.wait_for_line("ready")
     assert init.pid != 1
     poll(lambda: len(procfs.children(init.pid)) == 1, what="every orphan reaped")
-    assert procfs.zombie_children(init.pid) == []
+    assert proctree.zombie_children(init.pid) == []
     init.signal(signal.SIGTERM)
     assert init.wait() == 0
     assert "Reaped 100 orphaned processes" in init.text()
@@ -125,4 +126,4 @@ def test_outside_a_namespace_the_deadline_kills_the_whole_tree(start):
     assert len(tree) == 2
     init.signal(signal.SIGTERM)
     assert init.wait() == 128 + signal.SIGKILL
-    assert [pid for pid in tree if procfs.is_alive(pid)] == []
+    assert [pid for pid in tree if proctree.is_alive(pid)] == []

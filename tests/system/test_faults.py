@@ -29,6 +29,7 @@ import pytest
 
 from cephaloinit import procfs
 
+from .. import proctree
 from .conftest import PID_NAMESPACES, REPO, UNPRIVILEGED_UID, Init, poll
 from .test_proxy_run import (SQUID, Proxy, basic_config, bump_config, make_ca,  # noqa: F401
                              proxy, run)
@@ -459,7 +460,7 @@ def test_health_server_death_while_shutting_down_is_reaped_not_restarted(run, pr
     init, client = enter_shutting_down_with_squid_draining(run, proxy, fake)
     health_pid = host_pid(init, proxy.state["health_pid"])
     os.kill(health_pid, signal.SIGKILL)
-    poll(lambda: not procfs.is_alive(health_pid), what="health server reaped")
+    poll(lambda: not proctree.is_alive(health_pid), what="health server reaped")
     init.signal(signal.SIGINT)
     assert init.wait(timeout=15) == 0
     assert "restarting in" not in init.text() and "restarted" not in init.text()
@@ -472,7 +473,7 @@ def test_orphans_of_squid_are_reaped_while_running(run, proxy, fake):
     init.wait_for_line("scripted-squid: left 2000 orphans", timeout=30)
     # An orphan may still be running its last instructions: wait until every
     # one has exited and been reaped, leaving Squid and the health server.
-    poll(lambda: procfs.zombie_children(init.pid) == [] and len(init.children()) == 2,
+    poll(lambda: proctree.zombie_children(init.pid) == [] and len(init.children()) == 2,
          what="every orphan reaped, no zombie under PID 1")
     assert proxy.state["state"] == "RUNNING"
     init.signal(signal.SIGTERM)
@@ -494,7 +495,7 @@ def test_a_storm_of_10000_signals_on_real_squid_is_survived(run, proxy):
     init.wait_for_line("Squid reloaded its configuration", timeout=30)
     poll(lambda: proxy.state["state"] == "RUNNING" and proxy.state["ready"], timeout=30,
          what="RUNNING and ready after the storm")
-    assert procfs.is_alive(pid) and proxy.state["squid_pid"] == squid_pid
+    assert proctree.is_alive(pid) and proxy.state["squid_pid"] == squid_pid
     reloads = init.text().count("Squid reloaded its configuration")
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=20) == 0

@@ -17,6 +17,7 @@ import pytest
 from cephaloinit import procfs
 from cephaloinit.children import MAX_LINE, SPLIT_MARKER
 
+from .. import proctree
 from .conftest import REPO, poll
 
 pytestmark = pytest.mark.timeout(90)
@@ -150,7 +151,7 @@ def test_term_while_our_stdout_is_blocked_is_forwarded_and_no_line_is_lost(start
     init.signal(signal.SIGTERM)
     poll(lambda: record.exists(), what="TERM forwarded while stdout is blocked")
     assert record.read_text() == "got SIGTERM\n"
-    assert procfs.is_alive(pid) and stdout_full(init)  # waiting for the reader, not gone
+    assert proctree.is_alive(pid) and stdout_full(init)  # waiting for the reader, not gone
     assert init.wait(timeout=10) == 7  # the reader resumes: the rest comes, the code passed on
     assert b"chatter ready" in init.lines[0]
     numbers = [int(line.split()[0]) for line in init.lines[1:] if line]
@@ -170,7 +171,7 @@ def test_term_while_our_stdout_is_blocked_is_acted_on_by_the_deadline(start, tmp
     try:
         # The reader never comes back: within a 5 s stall limit + SHUTDOWN_TIMEOUT the
         # command must have been told (TERM) and then killed (SIGKILL).
-        poll(lambda: not procfs.is_alive(child), timeout=8, what="command killed at the deadline")
+        poll(lambda: not proctree.is_alive(child), timeout=8, what="command killed at the deadline")
         assert record.read_text() == "got SIGTERM\n"
     finally:
         init.wait(timeout=10)  # resume reading, so the run ends either way
@@ -186,7 +187,7 @@ def test_with_our_stdout_closed_signals_are_still_forwarded_and_the_exit_code_pa
     init.process.stdout.close()  # every write of the init now fails with EPIPE
     init.signal(signal.SIGHUP)
     poll(lambda: record.exists() and "got SIGHUP" in record.read_text(), what="HUP forwarded")
-    assert procfs.is_alive(pid)  # no SIGPIPE death, no exception
+    assert proctree.is_alive(pid)  # no SIGPIPE death, no exception
     init.signal(signal.SIGUSR1)
     poll(lambda: "got SIGUSR1" in record.read_text(), what="USR1 forwarded")
     init.signal(signal.SIGTERM)
@@ -204,7 +205,7 @@ def test_10000_orphans_are_all_reaped(start):
     init.wait_for_line("orphans made", timeout=60)
     init.wait_for_line("ready")
     took = time.monotonic() - started
-    poll(lambda: procfs.zombie_children(init.pid) == [], what="no zombie under PID 1")
+    poll(lambda: proctree.zombie_children(init.pid) == [], what="no zombie under PID 1")
     assert len(procfs.children(init.pid)) == 1  # only the command
     init.signal(signal.SIGTERM)
     assert init.wait() == 0

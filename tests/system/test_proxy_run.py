@@ -19,6 +19,7 @@ import pytest
 
 from cephaloinit import procfs, statefile
 
+from .. import proctree
 from .conftest import REPO, UNPRIVILEGED_UID, poll
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
@@ -316,7 +317,7 @@ def test_sigterm_in_each_start_up_state_exits_0_with_no_child_left(run, proxy, w
     tree = procfs.descendants(pid)
     assert init.wait(timeout=15) == 0
     assert "Shutdown complete" in init.text()
-    assert [p for p in tree if procfs.is_alive(p)] == []
+    assert [p for p in tree if proctree.is_alive(p)] == []
 
 
 def test_squid_killed_in_running_exits_1_within_milliseconds(run, proxy):

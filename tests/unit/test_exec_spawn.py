@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from cephaloinit import procfs, signals
+from cephaloinit import signals
 
+from .. import proctree
 from ..signal_state import glibc_internal_ignored
 from .test_children import children, wait_until_reaped  # noqa: F401 (children is a fixture)
 
@@ -65,7 +66,7 @@ def test_send_to_the_group_reaches_every_member(children):
     assert os.WTERMSIG(child.status) == signal.SIGTERM
     # The sleep was re-parented to the system's init, which reaps it: poll.
     deadline = time.monotonic() + 10
-    while procfs.is_alive(member):
+    while proctree.is_alive(member):
         assert time.monotonic() < deadline, "the group's other member survived"
         time.sleep(0.01)
 

@@ -2,6 +2,8 @@ import os
 
 from cephaloinit import procfs
 
+from .. import proctree
+
 STAT = "1234 (odd) name (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5 1000 50\n"
 
 
@@ -30,20 +32,20 @@ def test_children_zombies_and_descendants(tmp_path):
         (20, "helper", "S", 10), (30, "deep", "R", 20), (40, "elsewhere", "S", 2),
     ])
     assert sorted(s.pid for s in procfs.children(1, proc)) == [10, 11]
-    assert [s.pid for s in procfs.zombie_children(1, proc)] == [11]
+    assert [s.pid for s in proctree.zombie_children(1, proc)] == [11]
     assert sorted(procfs.descendants(1, proc)) == [10, 11, 20, 30]
     assert procfs.descendants(30, proc) == []
 
 
 def test_alive_means_present_and_not_a_zombie(tmp_path):
     proc = fake_proc(tmp_path, [(5, "live", "S", 1), (6, "zombie", "Z", 1)])
-    assert procfs.is_alive(5, proc)
-    assert not procfs.is_alive(6, proc)
-    assert not procfs.is_alive(7, proc)
+    assert proctree.is_alive(5, proc)
+    assert not proctree.is_alive(6, proc)
+    assert not proctree.is_alive(7, proc)
 
 
 def test_the_real_proc_knows_this_process():
     me = procfs.stat(os.getpid())
     assert me.ppid == os.getppid()
-    assert procfs.is_alive(os.getpid())
+    assert proctree.is_alive(os.getpid())
     assert "voluntary_ctxt_switches" in procfs.status(os.getpid())

@@ -15,7 +15,7 @@ def supervisor(tmp_path):
     read_end, write_end = os.pipe2(os.O_NONBLOCK)
     made = Supervisor(read_end, Settings(run_dir=str(tmp_path)), Logger("ERROR"))
     yield made
-    made.loop.close()
+    made.core.close()
     os.close(read_end)
     os.close(write_end)
 

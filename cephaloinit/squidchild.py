@@ -1,0 +1,53 @@
+"""Squid as the supervisor's child: when it counts as ready, and its drain.
+
+Squid has no readiness notification we can use, so start-up, a reload and
+the drain are the moments the loop checks on a timer; none of these timers
+exists otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from . import squid
+from .children import Child
+from .core import Core
+from .squidconf import SquidConfig
+
+READINESS_CHECK_INTERVAL = 0.01
+DRAIN_CHECK_INTERVAL = 0.1
+RELOAD_CLOSE_WAIT = 1.0  # how long a reload may take to close Squid's ports
+
+
+def accepting(config: SquidConfig, port: int, pid: int, proc: str) -> bool:
+    """Ready: the pid file is written and the port is in LISTEN state."""
+    if config.pid_file and not os.path.exists(config.pid_file):
+        return False
+    return squid.listening(port, pid, proc)
+
+
+class Drain:
+    """After TERM, Squid waits its whole shutdown_lifetime even when idle; once
+    its last client connection is gone, SIGINT ends that wait (so does a
+    second stop signal, at once)."""
+
+    def __init__(self, core: Core):
+        self.core = core
+        self.interrupted = False
+
+    def start(self, child: Child, ports: tuple[int, ...]) -> None:
+        self.core.children.send(child, signal.SIGTERM)
+        self.watch(child, ports)
+
+    def watch(self, child: Child, ports: tuple[int, ...]) -> None:
+        if not child.running or self.interrupted:
+            return
+        if squid.established_connections(ports, self.core.host.proc) == 0:
+            self.interrupt(child)
+        else:
+            self.core.loop.call_later(DRAIN_CHECK_INTERVAL, lambda: self.watch(child, ports))
+
+    def interrupt(self, child: Child) -> None:
+        self.interrupted = True
+        self.core.children.send(child, signal.SIGINT)
