@@ -35,7 +35,15 @@ def parse_command(settings: Settings, config: str) -> list[str]:
     return [settings.squid_binary, "-k", "parse", "-f", config]
 
 
-def run_command(settings: Settings, config: str) -> list[str]:
+def run_command(settings: Settings, config: str, workers: int = 1) -> list[str]:
+    """One worker: `-N`, a single process. More: `--foreground`, Squid's master
+    as our child with its kids below it (`-N` would silently run one process).
+    In that mode Squid points its stdout and stderr at /dev/null unless `-d`
+    is given; `-d 0` keeps them, so cache_log /dev/stderr and access_log
+    stdio:/dev/stdout still reach our relay (the price: Squid also copies its
+    few level-0 lines to stderr, so those appear twice)."""
+    if workers > 1:
+        return [settings.squid_binary, "--foreground", "-d", "0", "-f", config]
     return [settings.squid_binary, "-N", "-f", config]
 
 
@@ -70,8 +78,13 @@ def listening(port: int, pid: int | None = None, proc: str = procfs.PROC) -> boo
 
     Read from /proc rather than by connecting: Squid logs every connection
     that closes before sending a request as an error in its access log."""
-    listeners = {s.inode for s in procfs.tcp_sockets(proc) or []
-                 if s.port == port and s.state == TCP_LISTEN}
+    listeners = listening_inodes(port, proc)
     if pid is None:
         return bool(listeners)
     return bool(listeners & procfs.socket_inodes(pid, proc))
+
+
+def listening_inodes(port: int, proc: str = procfs.PROC) -> set[int]:
+    """The inodes of the sockets in LISTEN state on ``port`` in this network namespace."""
+    return {s.inode for s in procfs.tcp_sockets(proc) or []
+            if s.port == port and s.state == TCP_LISTEN}

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Callable
 
-from . import __version__, children, logs, redact, signals, squid, squidconf, statefile, validators
+from . import __version__, children, logs, redact, signals, smp, squid, squidconf, statefile, validators
 from .children import Child, Children
 from .errors import EXIT_FAILURE, EXIT_OK, Fatal
 from .logs import Logger
@@ -97,6 +97,10 @@ class Supervisor:
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
         self.squid_interrupted = False
+        self.workers = 1  # Squid's `workers`: more than one runs its SMP mode (smp.py)
+        self.kids = smp.KidWatch(self.loop, self.on_kid_death, self.on_kid_restart,
+                                 self.on_kid_given_up)
+        self.kid_restarts = 0
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
 
@@ -178,9 +182,11 @@ class Supervisor:
         self.enter(State.STARTING_SQUID)  # STARTING_HEALTH -> STARTING_SQUID
         self.log.info("Starting Squid proxy...")
         self.remove_stale_shared_memory()
+        self.workers = smp.workers(self.config)
         try:
             self.squid = self.children.spawn(
-                "squid", squid.run_command(self.settings, self.config.run_path), os.environ)
+                "squid", squid.run_command(self.settings, self.config.run_path, self.workers),
+                os.environ)
         except OSError as error:
             raise Fatal(f"Cannot start Squid {self.settings.squid_binary}: {error.strerror}") from None
         self.log.info(f"Squid started with PID {self.squid.pid}")
@@ -190,6 +196,9 @@ class Supervisor:
                                poll=READINESS_CHECK_INTERVAL):
             raise Fatal(f"Squid did not start accepting connections on port "
                         f"{self.squid_port} within {timeout:g}s (STARTUP_TIMEOUT)")
+        if self.workers > 1:
+            self.log.info(f"Squid serves with {self.workers} workers (SMP)")
+            self.kids.start(self.squid.pid)
 
     def reload(self) -> None:
         """HUP in RUNNING: validate the config again; only a valid one reaches Squid."""
@@ -204,6 +213,11 @@ class Supervisor:
                 raise Fatal(f"pid_filename changed from {self.config.pid_file} to "
                             f"{config.pid_file}; Squid applies it only when it starts: restart "
                             "the container to apply it")
+            if smp.workers(config) != self.workers:
+                # Squid's master starts its kids once; a reconfigure cannot change how many.
+                raise Fatal(f"workers changed from {self.workers} to {smp.workers(config)}; "
+                            "Squid applies it only when it starts: restart the container to "
+                            "apply it")
             config = validators.put_in_place(config)
         except Fatal as fatal:
             if self.failure is not None:  # Squid died meanwhile: not a config problem
@@ -251,6 +265,7 @@ class Supervisor:
         """Squid first (draining its clients), then every other child; all reaped.
         Bounded by the SHUTDOWN_TIMEOUT deadline, after which SIGKILL."""
         deadline = deadline or self.start_deadline()
+        self.kids.stop()  # from here on, a kid that exits is Squid stopping
         if self.squid is not None and self.squid.running:
             self.children.send(self.squid, signal.SIGTERM)
             self.watch_drain()
@@ -352,6 +367,8 @@ class Supervisor:
                 self.on_health_exit(child)
 
     def on_squid_exit(self, child: Child) -> None:
+        # Kids outliving their master would serve on unsupervised, as our orphans.
+        self.kids.stop(signal.SIGKILL)
         self.publish()
         if self.state in (State.STARTING_SQUID, State.RUNNING):
             self.failure = f"Squid process died: {child.describe()}"
@@ -409,10 +426,27 @@ class Supervisor:
         return self.config.ports[0] if self.config and self.config.ports else self.settings.squid_port
 
     def squid_accepting(self) -> bool:
-        """Ready: the pid file is written and the port is in LISTEN state."""
+        """Ready: the pid file is written and the port is in LISTEN state, held
+        by Squid itself or, with SMP, by every one of its workers."""
         if self.config.pid_file and not os.path.exists(self.config.pid_file):
             return False
+        if self.workers > 1:
+            return smp.listening_workers(self.squid.pid, self.squid_port) >= self.workers
         return squid.listening(self.squid_port, self.squid.pid)
+
+    def on_kid_death(self, kid: smp.Kid) -> None:
+        self.log.warning(f"Squid kid {kid.name} (PID {kid.pid}) exited; Squid's master "
+                         "restarts it")
+
+    def on_kid_restart(self, kid: smp.Kid) -> None:
+        self.kid_restarts += 1
+        self.log.info(f"Squid restarted its kid {kid.name} (PID {kid.pid})")
+        self.publish()
+
+    def on_kid_given_up(self, name: str) -> None:
+        self.log.warning(f"Squid did not restart its kid {name} within "
+                         f"{smp.KID_RESTART_WAIT:g}s (it gives up on a kid that keeps failing); "
+                         "its other kids serve on")
 
     def remove_stale_shared_memory(self) -> None:
         """Squid keeps shared memory segments in /dev/shm; after a SIGKILL they
@@ -456,6 +490,7 @@ class Supervisor:
             "squid_pid": self.squid.pid if self.squid and self.squid.running else None,
             "health_pid": self.health.pid if self.health and self.health.running else None,
             "health_restarts": self.health_restarts,
+            "squid_kid_restarts": self.kid_restarts,
             "started_at": self.started_at,
             "state_since": self.state_since,
             "squid_port": self.squid_port,
