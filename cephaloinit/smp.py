@@ -18,7 +18,7 @@ import re
 import signal
 from typing import Callable, NamedTuple
 
-from . import procfs, squid
+from . import procfs
 from .loop import Loop, Timer
 from .squidconf import SquidConfig
 
@@ -86,11 +86,10 @@ def kids(master: int, proc: str = procfs.PROC) -> list[Kid]:
     return found
 
 
-def listening_workers(master: int, port: int, proc: str = procfs.PROC) -> int:
-    """How many workers hold a listening socket on ``port``. The coordinator
-    opens it and hands it to each worker, so a worker that holds it is one
-    that serves."""
-    listeners = squid.listening_inodes(port, proc)
+def serving_workers(master: int, listeners: set[int], proc: str = procfs.PROC) -> int:
+    """How many workers hold one of the ``listeners`` (socket inodes). The
+    coordinator opens a listening socket and hands it to each worker, so a
+    worker that holds it is one that serves."""
     if not listeners:
         return 0
     return sum(1 for kid in kids(master, proc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 
-from . import procfs
+from . import procfs, smp
 from .settings import Settings
 
 
@@ -74,14 +74,23 @@ def count_established(sockets: list[procfs.TcpSocket], ports: tuple[int, ...]) -
 
 def listening(port: int, pid: int | None = None, proc: str = procfs.PROC) -> bool:
     """Whether a socket in this network namespace listens on ``port`` — held by
-    process ``pid`` when given, so another program on the port does not count.
+    process ``pid`` (or, for Squid's SMP master, one of its workers) when
+    given, so another program on the port does not count.
 
     Read from /proc rather than by connecting: Squid logs every connection
     that closes before sending a request as an error in its access log."""
     listeners = listening_inodes(port, proc)
     if pid is None:
         return bool(listeners)
-    return bool(listeners & procfs.socket_inodes(pid, proc))
+    if listeners & procfs.socket_inodes(pid, proc):
+        return True
+    # Squid's SMP master holds no socket itself: its workers do.
+    return smp.serving_workers(pid, listeners, proc) > 0
+
+
+def listening_workers(port: int, master: int, proc: str = procfs.PROC) -> int:
+    """How many of the SMP master's workers listen on ``port``."""
+    return smp.serving_workers(master, listening_inodes(port, proc), proc)
 
 
 def listening_inodes(port: int, proc: str = procfs.PROC) -> set[int]:

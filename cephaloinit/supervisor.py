@@ -431,7 +431,7 @@ class Supervisor:
         if self.config.pid_file and not os.path.exists(self.config.pid_file):
             return False
         if self.workers > 1:
-            return smp.listening_workers(self.squid.pid, self.squid_port) >= self.workers
+            return squid.listening_workers(self.squid_port, self.squid.pid) >= self.workers
         return squid.listening(self.squid_port, self.squid.pid)
 
     def on_kid_death(self, kid: smp.Kid) -> None:

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from cephaloinit import procfs, smp
+from cephaloinit import procfs, smp, squid
 
 from .conftest import poll
 from .test_proxy_run import basic_config, fetch, free_port, origin, proxy, run  # noqa: F401 (fixtures)
@@ -32,8 +32,8 @@ def workers_of(master: int) -> list[smp.Kid]:
     return sorted((kid for kid in smp.kids(master) if kid.is_worker), key=lambda kid: kid.name)
 
 
-def metrics(proxy) -> str:
-    url = f"http://127.0.0.1:{proxy.health_port}/metrics"
+def health(proxy, path: str) -> str:
+    url = f"http://127.0.0.1:{proxy.health_port}{path}"
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.read().decode()
 
@@ -48,7 +48,8 @@ def test_workers_2_runs_two_serving_kids_below_squids_master(run, proxy, origin)
     names = sorted(kid.name for kid in smp.kids(master))
     assert names == ["squid-1", "squid-2", "squid-coord-3"]
     # Ready only once both workers hold the listening socket.
-    assert smp.listening_workers(master, proxy.squid_port) == 2
+    assert squid.listening_workers(proxy.squid_port, master) == 2
+    assert health(proxy, "/ready") == "READY\n"  # the master holds no socket: its workers do
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
     init.wait_for_line("TCP_MISS/200")  # the access log of a kid is relayed
     init.signal(signal.SIGTERM)
@@ -82,7 +83,7 @@ def test_hup_reaches_every_kid_and_ready_returns_once_both_listen(run, proxy, or
     for kid in ("kid1", "kid2", "kid3"):
         assert f"{kid}| Reconfiguring Squid Cache" in text, kid
     assert workers_of(master) == before  # reconfigured, not restarted
-    assert smp.listening_workers(master, proxy.squid_port) == 2
+    assert squid.listening_workers(proxy.squid_port, master) == 2
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
@@ -113,8 +114,8 @@ def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, o
     assert "[WARNING] Squid kid squid-1" in init.text()
     poll(lambda: proxy.state["squid_kid_restarts"] == 1, what="one kid restart published")
     assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
-    assert "cephaloproxy_squid_kid_restarts_total 1\n" in metrics(proxy)
-    poll(lambda: smp.listening_workers(master, proxy.squid_port) == 2, what="both workers back")
+    assert "cephaloproxy_squid_kid_restarts_total 1\n" in health(proxy, "/metrics")
+    poll(lambda: squid.listening_workers(proxy.squid_port, master) == 2, what="both workers back")
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
@@ -179,7 +180,6 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
 
 
 def _established(port: int) -> bool:
-    from cephaloinit import squid
     return squid.established_connections((port,)) > 0
 
 

@@ -122,10 +122,25 @@ def test_only_workers_holding_the_listening_socket_count(tmp_path):
         kid(12, "squid-2", inodes=[777]),  # holds some other socket only
         kid(13, "squid-1", inodes=[555]),
     ])
-    assert smp.listening_workers(10, 3128, proc) == 1
-    assert smp.listening_workers(10, 3129, proc) == 0
+    assert squid.listening_workers(3128, 10, proc) == 1
+    assert squid.listening_workers(3129, 10, proc) == 0
     os.symlink("socket:[555]", tmp_path / "12" / "fd" / "20")
-    assert smp.listening_workers(10, 3128, proc) == 2
+    assert squid.listening_workers(3128, 10, proc) == 2
+
+
+def test_an_smp_master_listens_through_its_workers_but_not_through_other_children(tmp_path):
+    # What /ready asks: the published Squid PID is the master, which holds no socket.
+    proc = fake_tree(tmp_path, [
+        (10, 1, "S", ["squid", "--foreground"], []),
+        kid(11, "squid-coord-3", inodes=[555]),
+        (12, 10, "S", ["/usr/lib/squid/security_file_certgen"], [555]),  # a helper, not a kid
+    ])
+    assert not squid.listening(3128, 10, proc)
+    (tmp_path / "13" / "fd").mkdir(parents=True)
+    (tmp_path / "13" / "stat").write_text("13 (squid) S 10 0 0\n")
+    (tmp_path / "13" / "cmdline").write_text("(squid-1)\0--kid\0squid-1\0")
+    os.symlink("socket:[555]", tmp_path / "13" / "fd" / "10")
+    assert squid.listening(3128, 10, proc)
 
 
 def test_kid_restarts_are_a_counter_in_metrics():
