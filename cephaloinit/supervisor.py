@@ -198,7 +198,12 @@ class Supervisor:
                         f"{self.squid_port} within {timeout:g}s (STARTUP_TIMEOUT)")
         if self.workers > 1:
             self.log.info(f"Squid serves with {self.workers} workers (SMP)")
-            self.kids.start(self.squid.pid)
+            try:
+                self.kids.start(self.squid.pid)
+            except OSError as error:  # no pidfd_open: an old kernel, or a seccomp filter
+                self.kids.stop()
+                self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
+                                 "Squid still restarts a kid that dies, but that is not logged")
 
     def reload(self) -> None:
         """HUP in RUNNING: validate the config again; only a valid one reaches Squid."""

@@ -167,8 +167,9 @@ def turn(loop, predicate, seconds=5.0):
     deadline = loop.clock() + seconds
     while not predicate():
         assert loop.clock() < deadline, "not reached"
-        loop.call_later(0.01, lambda: None)
+        tick = loop.call_later(0.01, lambda: None)
         loop.run_once()
+        tick.cancel()
 
 
 def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop, monkeypatch):
