@@ -222,6 +222,7 @@ def main() -> int:
     rss = {c.title: [vm_rss_kib(pid) / 1024 for pid in c.serving()] for c in containers}
     pss = {c.title: [sum(pss_kib(pid) for pid in c.squid_tree()) / 1024] for c in containers}
 
+    load_before = os.getloadavg()[0]
     rps: dict[str, list[float]] = {c.title: [] for c in containers}
     for round_number in range(options.rounds):
         shift = round_number % len(containers)
@@ -230,10 +231,12 @@ def main() -> int:
             rps[container.title].append(value)
             say(f"round {round_number + 1}: {container.title}: {value:.0f} req/s")
 
+    load_after = os.getloadavg()[0]
     titles = [c.title for c in containers]
     print(f"\nSquid workers 1 and 2, cephaloinit and tini; {options.rounds} rounds of "
           f"ab -k -c {options.clients} -t {options.seconds:g} pinned to CPU {LOAD_CPU} "
-          f"(taskset), {os.cpu_count()} CPUs; median (min–max)\n")
+          f"(taskset), {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} before "
+          f"the rounds and {load_after:.1f} after; median (min–max)\n")
     print("| | " + " | ".join(titles) + " | workers 2 / 1, cephaloinit | workers 2 / 1, tini |")
     print("|---|" + "---|" * (len(titles) + 2))
     w1c, w2c, w1t, w2t = titles
