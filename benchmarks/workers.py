@@ -1,7 +1,7 @@
 """Squid's `workers 1` against `workers 2`, under cephaloinit and under tini,
 side by side in one run (docs/benchmarks.md, "SMP workers").
 
-    benchmarks/run --workers [--rounds 3] [--seconds 10] [--clients 50]
+    benchmarks/run --workers [--rounds 8] [--seconds 5] [--clients 50]
 
 Four containers run at once from the same config (the image's default
 policy and container layer, rendered by cephaloinit's own code, plus
@@ -192,10 +192,19 @@ def ratio(top: list[float], bottom: list[float]) -> str:
     return f"{statistics.median(top) / statistics.median(bottom):.2f}×"
 
 
+def paired(top: list[float], bottom: list[float]) -> str:
+    """The median (min–max) of the per-round ratios: two systems measured
+    minutes apart on a shared machine drift apart; within a round they do not."""
+    ratios = [t / b for t, b in zip(top, bottom) if b]
+    if not ratios:
+        return "n/a"
+    return f"{spread(ratios, 2)}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0, help="each ab run")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0, help="each ab run")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--idle", type=float, default=5.0, help="idle seconds before RSS is read")
     options = parser.parse_args()
@@ -242,12 +251,14 @@ def main() -> int:
     w1c, w2c, w1t, w2t = titles
     print("| throughput, req/s | " + " | ".join(spread(rps[t]) for t in titles)
           + f" | {ratio(rps[w2c], rps[w1c])} | {ratio(rps[w2t], rps[w1t])} |")
+    print("| throughput, per-round ratio | | | | | "
+          f"{paired(rps[w2c], rps[w1c])} | {paired(rps[w2t], rps[w1t])} |")
     print("| idle RSS per worker, MiB | " + " | ".join(spread(rss[t], 1) for t in titles)
           + f" | {ratio(rss[w2c], rss[w1c])} | {ratio(rss[w2t], rss[w1t])} |")
     print("| idle PSS, all Squid processes, MiB | " + " | ".join(spread(pss[t], 1) for t in titles)
           + f" | {ratio(pss[w2c], pss[w1c])} | {ratio(pss[w2t], pss[w1t])} |")
-    print(f"\ncephaloinit / tini at workers 2: throughput {ratio(rps[w2c], rps[w2t])}; "
-          f"at workers 1: {ratio(rps[w1c], rps[w1t])}")
+    print(f"\ncephaloinit / tini, per-round ratio of throughput: at workers 2 "
+          f"{paired(rps[w2c], rps[w2t])}; at workers 1 {paired(rps[w1c], rps[w1t])}")
     return 0
 
 
