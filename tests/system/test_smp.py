@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import urllib.request
 
@@ -16,7 +15,8 @@ import pytest
 from cephaloinit import procfs, smp, squid
 
 from .conftest import poll
-from .test_proxy_run import basic_config, fetch, free_port, origin, proxy, run  # noqa: F401 (fixtures)
+from .test_proxy_run import (_established, basic_config, fetch, free_port, origin,  # noqa: F401 (fixtures)
+                             proxy, run, start_download)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -138,16 +138,7 @@ def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
     init = run()
     init.wait_for_line("Container ready")
     tree = procfs.descendants(init.pid)
-    result = {}
-
-    def download():
-        try:
-            result["body"] = fetch(proxy, origin + "/slow/20", timeout=20)  # about 2 s
-        except Exception as error:  # reported by the assertion below
-            result["error"] = error
-
-    client = threading.Thread(target=download)
-    client.start()
+    client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
     poll(lambda: _established(proxy.squid_port), what="the download connected")
     init.signal(signal.SIGTERM)
     client.join(timeout=20)
@@ -166,9 +157,7 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
     init.wait_for_line("Container ready")
     tree = procfs.descendants(init.pid)
     assert len(tree) >= 5  # health, master, coordinator, two workers
-    client = threading.Thread(target=lambda: _ignore_errors(
-        lambda: fetch(proxy, origin + "/slow/600", timeout=60)), daemon=True)
-    client.start()
+    start_download(proxy, origin + "/slow/600")  # 60 s: cut by the deadline
     poll(lambda: _established(proxy.squid_port), what="the download connected")
     sent = time.monotonic()
     init.signal(signal.SIGTERM)
@@ -177,14 +166,3 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
     assert 3.0 <= elapsed < 4.5, elapsed
     assert "Shutdown timeout of 3s passed; sending SIGKILL" in init.text()
     assert [pid for pid in tree if procfs.is_alive(pid)] == []
-
-
-def _established(port: int) -> bool:
-    return squid.established_connections((port,)) > 0
-
-
-def _ignore_errors(action) -> None:
-    try:
-        action()
-    except Exception:  # the proxy is killed under it on purpose
-        pass
