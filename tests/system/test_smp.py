@@ -128,9 +128,12 @@ def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
     master = master_pid(init)
     kids = [kid.pid for kid in smp.kids(master)]
     os.kill(master, signal.SIGKILL)
+    # The kids go while cephaloinit still runs (its exit as PID 1 would end
+    # them anyway): seen before it has exited.
+    poll(lambda: not any(procfs.is_alive(pid) for pid in kids), what="every kid gone")
+    assert procfs.is_alive(init.pid), "the kids outlived cephaloinit"
     init.wait_for_line("Squid process died: killed by SIGKILL")
     assert init.wait(timeout=15) == 1
-    assert [pid for pid in kids if procfs.is_alive(pid)] == []
 
 
 def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
