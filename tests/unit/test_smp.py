@@ -217,3 +217,18 @@ def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
     turn(loop, lambda: len(events) == 2)
     assert events == ["death", "given up squid-2"]
     assert loop.next_timeout() is None  # no timer left: no wakeups while degraded
+
+
+def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop, monkeypatch):
+    # A seccomp filter may refuse pidfd_open: the supervisor then warns once.
+    def refused(pid):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(os.getpid(), "squid-1")])
+    monkeypatch.setattr(os, "pidfd_open", refused)
+    watch = smp.KidWatch(loop, print, print, print)
+    with pytest.raises(PermissionError):
+        watch.start(10)
+    watch.stop()
+    assert watch.watched == {} and loop.next_timeout() is None
+    assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
