@@ -61,6 +61,13 @@ def status(pid: int, proc: str = PROC) -> dict[str, str]:
     return parse_status(text) if text else {}
 
 
+def cmdline(pid: int, proc: str = PROC) -> list[str]:
+    """The process's argv as it shows it now (a program may rewrite it); empty
+    for a zombie or a vanished process."""
+    text = _read(f"{proc}/{pid}/cmdline")
+    return text.rstrip("\0").split("\0") if text else []
+
+
 def all_stats(proc: str = PROC) -> list[Stat]:
     stats = []
     for entry in os.listdir(proc):

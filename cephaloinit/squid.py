@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 
-from . import procfs
+from . import procfs, smp
 from .settings import Settings
 
 
@@ -35,7 +35,15 @@ def parse_command(settings: Settings, config: str) -> list[str]:
     return [settings.squid_binary, "-k", "parse", "-f", config]
 
 
-def run_command(settings: Settings, config: str) -> list[str]:
+def run_command(settings: Settings, config: str, workers: int = 1) -> list[str]:
+    """One worker: `-N`, a single process. More: `--foreground`, Squid's master
+    as our child with its kids below it (`-N` would silently run one process).
+    In that mode Squid points its stdout and stderr at /dev/null unless `-d`
+    is given; `-d 0` keeps them, so cache_log /dev/stderr and access_log
+    stdio:/dev/stdout still reach our relay (the price: Squid also copies its
+    few level-0 lines to stderr, so those appear twice)."""
+    if workers > 1:
+        return [settings.squid_binary, "--foreground", "-d", "0", "-f", config]
     return [settings.squid_binary, "-N", "-f", config]
 
 
@@ -79,12 +87,26 @@ def count_established(sockets: list[procfs.TcpSocket], ports: tuple[int, ...]) -
 
 def listening(port: int, pid: int | None = None, proc: str = procfs.PROC) -> bool:
     """Whether a socket in this network namespace listens on ``port`` — held by
-    process ``pid`` when given, so another program on the port does not count.
+    process ``pid`` (or, for Squid's SMP master, one of its workers) when
+    given, so another program on the port does not count.
 
     Read from /proc rather than by connecting: Squid logs every connection
     that closes before sending a request as an error in its access log."""
-    listeners = {s.inode for s in procfs.tcp_sockets(proc) or []
-                 if s.port == port and s.state == TCP_LISTEN}
+    listeners = listening_inodes(port, proc)
     if pid is None:
         return bool(listeners)
-    return bool(listeners & procfs.socket_inodes(pid, proc))
+    if listeners & procfs.socket_inodes(pid, proc):
+        return True
+    # Squid's SMP master holds no socket itself: its workers do.
+    return smp.serving_workers(pid, listeners, proc) > 0
+
+
+def listening_workers(port: int, master: int, proc: str = procfs.PROC) -> int:
+    """How many of the SMP master's workers listen on ``port``."""
+    return smp.serving_workers(master, listening_inodes(port, proc), proc)
+
+
+def listening_inodes(port: int, proc: str = procfs.PROC) -> set[int]:
+    """The inodes of the sockets in LISTEN state on ``port`` in this network namespace."""
+    return {s.inode for s in procfs.tcp_sockets(proc) or []
+            if s.port == port and s.state == TCP_LISTEN}

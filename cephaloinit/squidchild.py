@@ -20,10 +20,13 @@ DRAIN_CHECK_INTERVAL = 0.1
 RELOAD_CLOSE_WAIT = 1.0  # how long a reload may take to close Squid's ports
 
 
-def accepting(config: SquidConfig, port: int, pid: int, proc: str) -> bool:
-    """Ready: the pid file is written and the port is in LISTEN state."""
+def accepting(config: SquidConfig, port: int, pid: int, workers: int, proc: str) -> bool:
+    """Ready: the pid file is written and the port is in LISTEN state, held
+    by Squid itself or, with SMP, by every one of its workers."""
     if config.pid_file and not os.path.exists(config.pid_file):
         return False
+    if workers > 1:
+        return squid.listening_workers(port, pid, proc) >= workers
     return squid.listening(port, pid, proc)
 
 

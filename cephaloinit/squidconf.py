@@ -28,7 +28,9 @@ from . import userfiles
 MAX_INCLUDE_DEPTH = 16  # Squid's own limit
 MAX_LINE = 8192  # Squid's line buffer (BUFSIZ), newline and NUL included
 # What Squid run as `squid -N -f CONF` substitutes: no -n service name, and
-# the one process, which is no SMP kid, is "squid" number 0.
+# the one process, which is no SMP kid, is "squid" number 0. With `workers` > 1
+# its master reads the config the same way, and decides how many kids to
+# start from that reading (each kid reads it again with its own number).
 MACROS = {"${service_name}": "squid", "${process_name}": "squid", "${process_number}": "0"}
 # Debian's compiled-in pid_filename, used when a config does not name one.
 DEFAULT_PID_FILE = "/run/squid.pid"

@@ -19,7 +19,7 @@ import signal
 import time
 from typing import Callable
 
-from . import __version__, helpers, signals, squid, squidconf, statefile, validators
+from . import __version__, helpers, signals, smp, squid, squidconf, statefile, validators
 from .children import Child
 from .core import Core
 from .errors import EXIT_OK, Fatal
@@ -80,6 +80,10 @@ class Supervisor:
         self.health = HealthChild(self.children, self.loop, self.handle_health_notify)
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
+        self.workers = 1  # Squid's `workers`: more than one runs its SMP mode (smp.py)
+        self.kids = smp.KidWatch(self.loop, self.on_kid_death, self.on_kid_restart,
+                                 self.on_kid_given_up)
+        self.kid_restarts = 0
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
 
@@ -126,9 +130,11 @@ class Supervisor:
         self.enter(State.STARTING_SQUID)  # STARTING_HEALTH -> STARTING_SQUID
         self.log.info("Starting Squid proxy...")
         squid.remove_stale_shared_memory()
+        self.workers = smp.workers(self.config)
         try:
             self.squid = self.children.spawn(
-                "squid", squid.run_command(self.settings, self.config.run_path), os.environ)
+                "squid", squid.run_command(self.settings, self.config.run_path, self.workers),
+                os.environ)
         except OSError as error:
             raise Fatal(f"Cannot start Squid {self.settings.squid_binary}: {error.strerror}") from None
         self.log.info(f"Squid started with PID {self.squid.pid}")
@@ -138,6 +144,14 @@ class Supervisor:
                                poll=READINESS_CHECK_INTERVAL):
             raise Fatal(f"Squid did not start accepting connections on port "
                         f"{self.squid_port} within {timeout:g}s (STARTUP_TIMEOUT)")
+        if self.workers > 1:
+            self.log.info(f"Squid serves with {self.workers} workers (SMP)")
+            try:
+                self.kids.start(self.squid.pid)
+            except OSError as error:  # no pidfd_open: an old kernel, or a seccomp filter
+                self.kids.stop()
+                self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
+                                 "Squid still restarts a kid that dies, but that is not logged")
 
     def reload(self) -> None:
         """HUP in RUNNING: validate the config again; only a valid one reaches Squid."""
@@ -185,6 +199,7 @@ class Supervisor:
         """Squid first (draining its clients), then every other child; all reaped.
         Bounded by the SHUTDOWN_TIMEOUT deadline, after which SIGKILL."""
         deadline = deadline or self.core.arm_deadline()
+        self.kids.stop()  # from here on, a kid that exits is Squid stopping
         if self.squid is not None and self.squid.running:
             self.drain.start(self.squid, self.config.ports)
             self.wait_until(lambda: not self.squid.running, interruptible=False)
@@ -244,6 +259,8 @@ class Supervisor:
             self.handle_health_exit(child)
 
     def on_squid_exit(self, child: Child) -> None:
+        # Kids outliving their master would serve on unsupervised, as our orphans.
+        self.kids.stop(signal.SIGKILL)
         self.publish()
         if self.state in (State.STARTING_SQUID, State.RUNNING):
             self.failure = f"Squid process died: {child.describe()}"
@@ -290,7 +307,22 @@ class Supervisor:
         return self.health.restarts
 
     def squid_accepting(self) -> bool:
-        return accepting(self.config, self.squid_port, self.squid.pid, self.core.host.proc)
+        return accepting(self.config, self.squid_port, self.squid.pid, self.workers,
+                         self.core.host.proc)
+
+    def on_kid_death(self, kid: smp.Kid) -> None:
+        self.log.warning(f"Squid kid {kid.name} (PID {kid.pid}) exited; Squid's master "
+                         "restarts it")
+
+    def on_kid_restart(self, kid: smp.Kid) -> None:
+        self.kid_restarts += 1
+        self.log.info(f"Squid restarted its kid {kid.name} (PID {kid.pid})")
+        self.publish()
+
+    def on_kid_given_up(self, name: str) -> None:
+        self.log.warning(f"Squid did not restart its kid {name} within "
+                         f"{smp.KID_RESTART_WAIT:g}s (it gives up on a kid that keeps failing); "
+                         "its other kids serve on")
 
     # -- state ----------------------------------------------------------------------------
     def enter(self, state: State) -> None:
@@ -322,6 +354,7 @@ class Supervisor:
             "squid_pid": self.squid.pid if self.squid and self.squid.running else None,
             "health_pid": self.health.pid if self.health and self.health.running else None,
             "health_restarts": self.health_restarts,
+            "squid_kid_restarts": self.kid_restarts,
             "started_at": self.started_at,
             "state_since": self.state_since,
             "squid_port": self.squid_port,

@@ -165,6 +165,11 @@ def families(state: dict | None, now: float, squid_up: bool, sample: SquidSample
     if isinstance(restarts, int) and not isinstance(restarts, bool):
         out.append(Family("cephaloproxy_health_restarts_total", "counter",
                           "Times the supervisor restarted the health server.").add(restarts))
+    kid_restarts = state.get("squid_kid_restarts") if state else None
+    if isinstance(kid_restarts, int) and not isinstance(kid_restarts, bool):
+        out.append(Family("cephaloproxy_squid_kid_restarts_total", "counter",
+                          "Times Squid's master restarted one of its SMP kids (workers > 1).")
+                   .add(kid_restarts))
     out.append(Family("cephaloproxy_health_requests_total", "counter",
                       "Requests answered by this health server process, by status code."))
     for code, count in sorted(health.get("requests", {}).items()):

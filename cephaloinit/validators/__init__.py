@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+from .. import smp
 from ..errors import Fatal
 from ..logs import Logger
 from ..settings import Settings
@@ -72,6 +73,10 @@ def for_reload(context: Context, running: SquidConfig) -> SquidConfig:
     if found.pid_file != running.pid_file:
         # Squid writes its pid file when it starts, not when it reconfigures.
         raise Fatal(f"pid_filename changed from {running.pid_file} to {found.pid_file}; "
+                    "Squid applies it only when it starts: restart the container to apply it")
+    if smp.workers(found) != smp.workers(running):
+        # Squid's master starts its kids once; a reconfigure cannot change how many.
+        raise Fatal(f"workers changed from {smp.workers(running)} to {smp.workers(found)}; "
                     "Squid applies it only when it starts: restart the container to apply it")
     return put_in_place(found)
 

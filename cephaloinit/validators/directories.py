@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import Fatal
+from .. import smp
 from ..squidconf import Directive, SquidConfig
 from . import Context
 
@@ -53,6 +54,8 @@ def runtime_directories(context: Context, config: SquidConfig) -> list[tuple[str
         if path and path not in wanted:
             ours = directive.file == config.run_path
             wanted[path] = "" if ours else f"{directive.name}, {directive.where}"
+    for path, needed_by in smp.writable_directories(config):
+        wanted.setdefault(path, needed_by)
     return list(wanted.items())
 
 

@@ -45,10 +45,14 @@ UNPRIVILEGED_UID = 1234567  # an arbitrary UID in group 0, as OpenShift assigns
 
 def pid_one_command(command: list[str], uid: int | None = None) -> list[str]:
     """``command`` as PID 1 of a new PID namespace. With ``uid``, also with a
-    private /dev/shm (Squid's shared memory) and run as that UID in group 0."""
+    private /dev/shm (Squid's shared memory) and /var/run/squid (Squid SMP's
+    sockets), and run as that UID in group 0."""
     if uid is None:
         return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
-    privileged_setup = "mount -t tmpfs -o mode=1777 tmpfs /dev/shm && exec \"$@\""
+    privileged_setup = ("mount -t tmpfs -o mode=1777 tmpfs /dev/shm && "
+                        # Squid SMP's sockets: writable by group 0, as in the image
+                        "mkdir -p /var/run/squid && mount -t tmpfs -o mode=0775,gid=0 tmpfs /var/run/squid && "
+                        "exec \"$@\"")
     return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
             "sh", "-c", privileged_setup, "sh",
             "setpriv", f"--reuid={uid}", "--regid=0", "--clear-groups", *command]

@@ -204,19 +204,25 @@ def test_an_idle_proxy_stops_in_about_squids_own_floor(run, proxy):
     assert "Exiting normally" in init.text()  # Squid's own clean exit, relayed
 
 
-def test_a_download_in_flight_finishes_before_squid_stops(run, proxy, origin):
-    init = run()
-    init.wait_for_line("Container ready")
-    result = {}
+def start_download(proxy: Proxy, url: str) -> tuple[threading.Thread, dict]:
+    """A download through the proxy in a thread; its body or error lands in the dict."""
+    result: dict = {}
 
     def download():
         try:
-            result["body"] = fetch(proxy, origin + "/slow/20", timeout=20)  # about 2 s
-        except Exception as error:  # reported by the assertion below
+            result["body"] = fetch(proxy, url, timeout=20)
+        except Exception as error:  # reported by the caller's assertion
             result["error"] = error
 
-    client = threading.Thread(target=download)
+    client = threading.Thread(target=download, daemon=True)
     client.start()
+    return client, result
+
+
+def test_a_download_in_flight_finishes_before_squid_stops(run, proxy, origin):
+    init = run()
+    init.wait_for_line("Container ready")
+    client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
     init.wait_for_line("")  # any output: Squid is serving
     deadline = time.monotonic() + 5
     while not _established(proxy.squid_port) and time.monotonic() < deadline:

@@ -23,7 +23,8 @@ from typing import Callable, NamedTuple
 
 import pytest
 
-from cephaloinit import healthchild
+from cephaloinit import healthchild, smp
+from cephaloinit import supervisor as supervisor_module
 from cephaloinit.logs import Logger
 from cephaloinit.settings import Settings
 from cephaloinit.supervisor import State, Supervisor
@@ -668,6 +669,73 @@ def shutdown_timeout(column: str) -> Callable:
     return check
 
 
+def smp_run(tmp_path) -> Run:
+    """A run as with two workers. The fake Squid listens as one process;
+    telling its workers apart in /proc, and the directories SMP needs, are
+    smp's (tests/unit/test_smp.py)."""
+    run = Run(tmp_path)
+    real = supervisor_module.accepting
+    patch = pytest.MonkeyPatch()
+    patch.setattr(smp, "workers", lambda config: 2)
+    patch.setattr(smp, "writable_directories", lambda config: [])
+    patch.setattr(supervisor_module, "accepting",
+                  lambda config, port, pid, workers, proc: real(config, port, pid, 1, proc))
+    run.undo = patch.undo
+    return run
+
+
+def kids_watched_once_ready(tmp_path):
+    """SMP's kids are watched (their deaths seen, their successors looked for)
+    only from the moment Squid counts as ready, never earlier in STARTING_SQUID."""
+    run = smp_run(tmp_path)
+    supervisor = run.supervisor
+    answers: list[bool] = []
+    accepting = supervisor.squid_accepting
+    supervisor.squid_accepting = lambda: answers.append(accepting()) or answers[-1]
+    watched: list[tuple[State, list[bool]]] = []
+    supervisor.kids.start = lambda master: watched.append((supervisor.state, list(answers)))
+    enter(run, SS, lambda run: None)
+    try:
+        assert run.start() == 0
+    finally:
+        run.undo()
+    ((state, answered),) = watched
+    assert state is State.STARTING_SQUID and answered[-1] is True and answered.count(True) == 1
+
+
+def kids_unwatched_before_squid_stops(column: str) -> Callable:
+    """Stopping Squid ends the watch first: the kids exit because their master
+    stops, which is neither reported nor waited for as a restart."""
+    def check(tmp_path):
+        run = smp_run(tmp_path)
+        supervisor = run.supervisor
+        stopped: list[tuple[State, bool]] = []
+        stop = supervisor.kids.stop
+
+        def recorded(signum=None):
+            stopped.append((supervisor.state, signal.SIGTERM in run.sent_to("squid")))
+            stop(signum)
+        supervisor.kids.start = lambda master: None
+        supervisor.kids.stop = recorded
+        enter(run, column, lambda run: None)
+        try:
+            assert run.start() == (1 if column == E else 0)
+        finally:
+            run.undo()
+        assert (STATE_OF[column], False) in stopped
+    return check
+
+
+def checked_by(path: str, test: str) -> Callable:
+    """A cell the made-up OS cannot reach (Squid's SMP kids are its children,
+    seen through pidfds): the named test checks it on real processes; here,
+    that the test is still there."""
+    def check(tmp_path):
+        with open(f"{REPO}/{path}", encoding="utf-8") as source:
+            assert f"def {test}(" in source.read(), f"{path} has no {test}"
+    return check
+
+
 DASH = "—"
 CHECKS: dict[tuple[str, str], Cell] = {}
 
@@ -729,6 +797,15 @@ row("CHLD: Squid exited",
     Cell("Fatal `Squid process died: <status>` (seen within milliseconds", squid_dies_fatal(R)),
     Cell("`Squid exited with code N`; next: stop the other children", squid_exits_while_stopping),
     Cell("reaped", squid_reaped_in_error))
+row("SMP: a kid of Squid's master exited (its pidfd turns readable)",
+    Cell(DASH, no_such_child("squid", V)),
+    Cell(DASH, no_such_child("squid", SH)),
+    Cell("— (watched once Squid is ready)", kids_watched_once_ready),
+    Cell("`[WARNING] Squid kid squid-N (PID P) exited; Squid's master restarts it`",
+         checked_by("tests/system/test_smp.py",
+                    "test_a_killed_kid_is_logged_counted_and_the_container_stays_up")),
+    Cell("not watched: the kids exit because Squid stops", kids_unwatched_before_squid_stops(SD)),
+    Cell("not watched", kids_unwatched_before_squid_stops(E)))
 row("CHLD: orphan (re-parented to PID 1)", *(Cell("reaped, counted", orphan_reaped(c))
                                               for c in (V, SH, SS, R, SD, E)))
 row("Output line on a child's pipe",
@@ -808,11 +885,19 @@ row("Timer: health start deadline (10 s)",
 row("Timer: readiness check (every 10 ms, start-up and reload only)",
     Cell(DASH, quiet(V, "readiness")),
     Cell(DASH, quiet(SH, "readiness")),
-    Cell("pid file present and Squid's own socket listening on its port → RUNNING",
+    Cell("pid file present and Squid's own socket listening on its port",
          readiness_check_starting),
     Cell("after a reload: port back → /ready 200", readiness_check_after_reload),
     Cell(DASH, quiet(SD, "readiness")),
     Cell(DASH, quiet(E, "readiness")))
+row("Timer: kid check (SMP, every 50 ms, only while a kid is missing)",
+    Cell(DASH, no_such_child("squid", V)),
+    Cell(DASH, no_such_child("squid", SH)),
+    Cell(DASH, kids_watched_once_ready),
+    Cell("successor found → logged, counted; none after 60 s",
+         checked_by("tests/unit/test_smp.py", "test_a_kid_squid_does_not_restart_is_given_up_on")),
+    Cell(DASH, kids_unwatched_before_squid_stops(SD)),
+    Cell(DASH, kids_unwatched_before_squid_stops(E)))
 row("Timer: STARTUP_TIMEOUT",
     Cell(DASH, quiet(V, "startup")),
     Cell(DASH, quiet(SH, "startup")),
@@ -824,8 +909,8 @@ row("Timer: READINESS_DRAIN ends",
     Cell(DASH, quiet(E, "drain ends")))
 row("Timer: drain check (every 100 ms, only while Squid drains)",
     *(Cell(DASH, quiet(c, "drain check")) for c in (V, SH, SS, R)),
-    Cell("no established client connection on Squid's ports → SIGINT to Squid", drain_check(SD)),
-    Cell("no established client connection on Squid's ports → SIGINT to Squid", drain_check(E)))
+    Cell("no established client connection on Squid's ports", drain_check(SD)),
+    Cell("no established client connection on Squid's ports", drain_check(E)))
 row("Timer: SHUTDOWN_TIMEOUT",
     *(Cell(DASH, quiet(c, "shutdown")) for c in (V, SH, SS, R)),
     Cell("`[WARNING] Shutdown timeout of Ns passed; sending SIGKILL to every remaining process`; "

@@ -1,0 +1,172 @@
+"""Squid's SMP mode (`workers 2`) under cephaloinit as a true PID 1, as an
+arbitrary UID in group 0, with real Squid: the kids serve, readiness waits
+for every worker, HUP reaches them all, a kid's death is logged and counted,
+and a stop or the deadline ends the whole tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from cephaloinit import procfs, smp, squid
+
+from .. import proctree
+from .conftest import poll
+from .test_proxy_run import (_established, basic_config, fetch, free_port, origin,  # noqa: F401 (fixtures)
+                             proxy, run, start_download)
+
+pytestmark = pytest.mark.timeout(90)
+
+WORKERS_2 = "workers 2\n"
+
+
+def master_pid(init) -> int:
+    """Squid's master as the host sees it (the state file has its namespace PID)."""
+    return [child.pid for child in init.children() if child.comm == "squid"][0]
+
+
+def workers_of(master: int) -> list[smp.Kid]:
+    return sorted((kid for kid in smp.kids(master) if kid.is_worker), key=lambda kid: kid.name)
+
+
+def health(proxy, path: str) -> str:
+    url = f"http://127.0.0.1:{proxy.health_port}{path}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def test_workers_2_runs_two_serving_kids_below_squids_master(run, proxy, origin):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    assert "Squid serves with 2 workers (SMP)" in init.text()
+    master = master_pid(init)
+    assert "--foreground" in procfs.cmdline(master) and "-N" not in procfs.cmdline(master)
+    names = sorted(kid.name for kid in smp.kids(master))
+    assert names == ["squid-1", "squid-2", "squid-coord-3"]
+    # Ready only once both workers hold the listening socket.
+    assert squid.listening_workers(proxy.squid_port, master) == 2
+    assert health(proxy, "/ready") == "READY\n"  # the master holds no socket: its workers do
+    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
+    init.wait_for_line("TCP_MISS/200")  # the access log of a kid is relayed
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
+def test_not_ready_while_a_worker_does_not_listen_on_the_port(run, proxy):
+    # Worker 2 listens elsewhere: the port has a listener (worker 1), yet
+    # not every worker serves it, so Squid never counts as ready.
+    other = free_port()
+    proxy.write_config(basic_config(proxy, WORKERS_2).replace(
+        f"http_port {proxy.squid_port}\n",
+        f"if ${{process_number}} = 2\nhttp_port {other}\nelse\nhttp_port {proxy.squid_port}\nendif\n"))
+    init = run(env={"STARTUP_TIMEOUT": "3"})
+    error = init.wait_for_line("did not start accepting connections", timeout=20).decode()
+    assert f"on port {proxy.squid_port} within 3s" in error
+    assert init.wait(timeout=15) == 1
+    assert "Container ready" not in init.text()
+
+
+def test_hup_reaches_every_kid_and_ready_returns_once_both_listen(run, proxy, origin):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    master = master_pid(init)
+    before = workers_of(master)
+    proxy.write_config(basic_config(proxy, WORKERS_2 + "acl blocked dstdomain .example.invalid\n"))
+    init.signal(signal.SIGHUP)
+    init.wait_for_line("Squid reloaded its configuration")
+    text = init.text()
+    for kid in ("kid1", "kid2", "kid3"):
+        assert f"{kid}| Reconfiguring Squid Cache" in text, kid
+    assert workers_of(master) == before  # reconfigured, not restarted
+    assert squid.listening_workers(proxy.squid_port, master) == 2
+    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
+def test_hup_that_changes_workers_is_rejected_and_squid_keeps_running(run, proxy, origin):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    proxy.write_config(basic_config(proxy, "workers 3\n"))
+    init.signal(signal.SIGHUP)
+    error = init.wait_for_line("Reload rejected").decode()
+    assert "workers changed from 2 to 3" in error and "restart the container" in error
+    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
+def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, origin):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    master = master_pid(init)
+    victim = workers_of(master)[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    init.wait_for_line("Squid kid squid-1 (PID ")
+    init.wait_for_line("Squid restarted its kid squid-1 (PID ")
+    assert "[WARNING] Squid kid squid-1" in init.text()
+    poll(lambda: proxy.state["squid_kid_restarts"] == 1, what="one kid restart published")
+    assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
+    assert "cephaloproxy_squid_kid_restarts_total 1\n" in health(proxy, "/metrics")
+    poll(lambda: squid.listening_workers(proxy.squid_port, master) == 2, what="both workers back")
+    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
+def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    master = master_pid(init)
+    kids = [kid.pid for kid in smp.kids(master)]
+    os.kill(master, signal.SIGKILL)
+    # The kids go while cephaloinit still runs (its exit as PID 1 would end
+    # them anyway): seen before it has exited.
+    poll(lambda: not any(proctree.is_alive(pid) for pid in kids), what="every kid gone")
+    assert proctree.is_alive(init.pid), "the kids outlived cephaloinit"
+    init.wait_for_line("Squid process died: killed by SIGKILL")
+    assert init.wait(timeout=15) == 1
+
+
+def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    tree = procfs.descendants(init.pid)
+    client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
+    poll(lambda: _established(proxy.squid_port), what="the download connected")
+    init.signal(signal.SIGTERM)
+    client.join(timeout=20)
+    assert result.get("body") == b"x" * 20 * 1024, result
+    assert init.wait(timeout=15) == 0
+    assert "Shutdown complete" in init.text()
+    assert [pid for pid in tree if proctree.is_alive(pid)] == []
+
+
+def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
+    # shutdown_lifetime far beyond SHUTDOWN_TIMEOUT, and a client that stays:
+    # only the deadline ends it, for the master and every kid.
+    proxy.write_config(basic_config(proxy, WORKERS_2).replace(
+        "shutdown_lifetime 5 seconds", "shutdown_lifetime 60 seconds"))
+    init = run(env={"SHUTDOWN_TIMEOUT": "3"})
+    init.wait_for_line("Container ready")
+    tree = procfs.descendants(init.pid)
+    assert len(tree) >= 5  # health, master, coordinator, two workers
+    start_download(proxy, origin + "/slow/600")  # 60 s: cut by the deadline
+    poll(lambda: _established(proxy.squid_port), what="the download connected")
+    sent = time.monotonic()
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+    elapsed = time.monotonic() - sent
+    assert 3.0 <= elapsed < 4.5, elapsed
+    assert "Shutdown timeout of 3s passed; sending SIGKILL" in init.text()
+    assert [pid for pid in tree if proctree.is_alive(pid)] == []
