@@ -230,30 +230,52 @@ def read_config(path: str, every: tuple[Directive, ...] | None = None) -> SquidC
     """The facts of the config at ``path``, or of its directives ``every`` when
     already read. Raises OSError, userfiles.NotAFile or ConfigError."""
     every = tuple(directives(path)) if every is None else every
+    return SquidConfig(path, _ports(every), _pid_file(every), _cache_dirs(every), _bumps(every),
+                       _certificate_db(every), every, path)
+
+
+def _listening(every: tuple[Directive, ...]) -> list[Directive]:
+    return [d for d in every if d.name in ("http_port", "https_port") and d.args]
+
+
+def _ports(every: tuple[Directive, ...]) -> tuple[int, ...]:
     ports: list[int] = []
+    for directive in _listening(every):
+        try:
+            ports.append(_port(directive.args[0]))
+        except ValueError:
+            pass  # squid -k parse names the problem
+    return tuple(ports)
+
+
+def _pid_file(every: tuple[Directive, ...]) -> str | None:
+    """The last pid_filename; every one is checked, as Squid parses each."""
     pid_file: str | None = DEFAULT_PID_FILE
-    cache_dirs: list[CacheDir] = []
-    ssl_bump = False
-    certificate_db = None
     for directive in every:
-        name, args = directive.name, directive.args
-        if name in ("http_port", "https_port") and args:
-            try:
-                ports.append(_port(args[0]))
-            except ValueError:
-                pass  # squid -k parse names the problem
-            if "ssl-bump" in args:
-                ssl_bump = True
-        elif name == "ssl_bump":
-            ssl_bump = True
-        elif name == "pid_filename" and args:
-            pid_file = None if args[0] == "none" else args[0]
+        if directive.name == "pid_filename" and directive.args:
+            pid_file = None if directive.args[0] == "none" else directive.args[0]
             if pid_file is not None and not os.path.isabs(pid_file):
                 raise ConfigError(f"{directive.where}: pid_filename {pid_file} is not an absolute "
                                   "path; write it in full, e.g. /var/run/squid/squid.pid")
-        elif name == "cache_dir" and len(args) >= 2:
-            cache_dirs.append(CacheDir(args[0], args[1]))
-        elif name == "sslcrtd_program" and "-s" in args[:-1]:
+    return pid_file
+
+
+def _cache_dirs(every: tuple[Directive, ...]) -> tuple[CacheDir, ...]:
+    return tuple(CacheDir(d.args[0], d.args[1]) for d in every
+                 if d.name == "cache_dir" and len(d.args) >= 2)
+
+
+def _bumps(every: tuple[Directive, ...]) -> bool:
+    """Whether Squid bumps TLS: an ssl_bump rule, or a port that bumps."""
+    return (any(d.name == "ssl_bump" for d in every)
+            or any("ssl-bump" in d.args for d in _listening(every)))
+
+
+def _certificate_db(every: tuple[Directive, ...]) -> str | None:
+    """The -s directory of the last sslcrtd_program that names one."""
+    certificate_db = None
+    for directive in every:
+        args = directive.args
+        if directive.name == "sslcrtd_program" and "-s" in args[:-1]:
             certificate_db = args[args.index("-s") + 1]
-    return SquidConfig(path, tuple(ports), pid_file, tuple(cache_dirs), ssl_bump, certificate_db,
-                       every, path)
+    return certificate_db
