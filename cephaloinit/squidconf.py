@@ -160,29 +160,44 @@ def directives(path: str, depth: int = 0) -> list[Directive]:
 def directives_in(text: str, path: str, depth: int = 0) -> list[Directive]:
     """Every directive of ``text``, read from ``path``, and what it includes."""
     found: list[Directive] = []
-    conditions: list[bool] = []
+    conditions: list[bool] = []  # the open 'if' blocks, innermost last
     for number, line in logical_lines(text, path):
         where = f"{path} line {number}"
-        if (expression := _statement(line, "if")) is not None:
-            conditions.append(evaluate(expression, where))
-        elif _statement(line, "endif") is not None or _statement(line, "else") is not None:
-            if not conditions:
-                raise ConfigError(f"{where}: '{line.split()[0]}' without 'if'")
-            if line.startswith("else"):
-                conditions[-1] = not conditions[-1]
-            else:
-                conditions.pop()
-        elif not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
-            words = uncommented(line.split())
-            if not words:
-                continue
-            if words[0] == "include" and len(words) > 1:
-                found.extend(included(include_paths(line), where, depth))
-            else:
-                found.append(Directive(words[0], tuple(words[1:]), path, number))
+        if conditional(line, conditions, where):
+            continue
+        if not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
+            found.extend(selected(line, path, number, depth))
     if conditions:
         raise ConfigError(f"{path}: 'if' without 'endif'")
     return found
+
+
+def conditional(line: str, conditions: list[bool], where: str) -> bool:
+    """Whether ``line`` is an if, else or endif; if so, applied to ``conditions``.
+    An 'if' is evaluated even inside a block that is not selected, as in Squid."""
+    if (expression := _statement(line, "if")) is not None:
+        conditions.append(evaluate(expression, where))
+        return True
+    for word in ("else", "endif"):
+        if _statement(line, word) is not None:
+            if not conditions:
+                raise ConfigError(f"{where}: '{word}' without 'if'")
+            if word == "else":
+                conditions[-1] = not conditions[-1]
+            else:
+                conditions.pop()
+            return True
+    return False
+
+
+def selected(line: str, path: str, number: int, depth: int) -> list[Directive]:
+    """The directive of a selected line, or the directives of the files it includes."""
+    words = uncommented(line.split())
+    if not words:
+        return []
+    if words[0] == "include" and len(words) > 1:
+        return included(include_paths(line), f"{path} line {number}", depth)
+    return [Directive(words[0], tuple(words[1:]), path, number)]
 
 
 def uncommented(words: list[str]) -> list[str]:
