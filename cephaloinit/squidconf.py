@@ -162,29 +162,44 @@ def directives(path: str, depth: int = 0) -> list[Directive]:
 def directives_in(text: str, path: str, depth: int = 0) -> list[Directive]:
     """Every directive of ``text``, read from ``path``, and what it includes."""
     found: list[Directive] = []
-    conditions: list[bool] = []
+    conditions: list[bool] = []  # the open 'if' blocks, innermost last
     for number, line in logical_lines(text, path):
         where = f"{path} line {number}"
-        if (expression := _statement(line, "if")) is not None:
-            conditions.append(evaluate(expression, where))
-        elif _statement(line, "endif") is not None or _statement(line, "else") is not None:
-            if not conditions:
-                raise ConfigError(f"{where}: '{line.split()[0]}' without 'if'")
-            if line.startswith("else"):
-                conditions[-1] = not conditions[-1]
-            else:
-                conditions.pop()
-        elif not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
-            words = uncommented(line.split())
-            if not words:
-                continue
-            if words[0] == "include" and len(words) > 1:
-                found.extend(included(include_paths(line), where, depth))
-            else:
-                found.append(Directive(words[0], tuple(words[1:]), path, number))
+        if conditional(line, conditions, where):
+            continue
+        if not conditions or conditions[-1]:  # Squid looks at the innermost 'if' only
+            found.extend(selected(line, path, number, depth))
     if conditions:
         raise ConfigError(f"{path}: 'if' without 'endif'")
     return found
+
+
+def conditional(line: str, conditions: list[bool], where: str) -> bool:
+    """Whether ``line`` is an if, else or endif; if so, applied to ``conditions``.
+    An 'if' is evaluated even inside a block that is not selected, as in Squid."""
+    if (expression := _statement(line, "if")) is not None:
+        conditions.append(evaluate(expression, where))
+        return True
+    for word in ("else", "endif"):
+        if _statement(line, word) is not None:
+            if not conditions:
+                raise ConfigError(f"{where}: '{word}' without 'if'")
+            if word == "else":
+                conditions[-1] = not conditions[-1]
+            else:
+                conditions.pop()
+            return True
+    return False
+
+
+def selected(line: str, path: str, number: int, depth: int) -> list[Directive]:
+    """The directive of a selected line, or the directives of the files it includes."""
+    words = uncommented(line.split())
+    if not words:
+        return []
+    if words[0] == "include" and len(words) > 1:
+        return included(include_paths(line), f"{path} line {number}", depth)
+    return [Directive(words[0], tuple(words[1:]), path, number)]
 
 
 def uncommented(words: list[str]) -> list[str]:
@@ -232,30 +247,52 @@ def read_config(path: str, every: tuple[Directive, ...] | None = None) -> SquidC
     """The facts of the config at ``path``, or of its directives ``every`` when
     already read. Raises OSError, userfiles.NotAFile or ConfigError."""
     every = tuple(directives(path)) if every is None else every
+    return SquidConfig(path, _ports(every), _pid_file(every), _cache_dirs(every), _bumps(every),
+                       _certificate_db(every), every, path)
+
+
+def _listening(every: tuple[Directive, ...]) -> list[Directive]:
+    return [d for d in every if d.name in ("http_port", "https_port") and d.args]
+
+
+def _ports(every: tuple[Directive, ...]) -> tuple[int, ...]:
     ports: list[int] = []
+    for directive in _listening(every):
+        try:
+            ports.append(_port(directive.args[0]))
+        except ValueError:
+            pass  # squid -k parse names the problem
+    return tuple(ports)
+
+
+def _pid_file(every: tuple[Directive, ...]) -> str | None:
+    """The last pid_filename; every one is checked, as Squid parses each."""
     pid_file: str | None = DEFAULT_PID_FILE
-    cache_dirs: list[CacheDir] = []
-    ssl_bump = False
-    certificate_db = None
     for directive in every:
-        name, args = directive.name, directive.args
-        if name in ("http_port", "https_port") and args:
-            try:
-                ports.append(_port(args[0]))
-            except ValueError:
-                pass  # squid -k parse names the problem
-            if "ssl-bump" in args:
-                ssl_bump = True
-        elif name == "ssl_bump":
-            ssl_bump = True
-        elif name == "pid_filename" and args:
-            pid_file = None if args[0] == "none" else args[0]
+        if directive.name == "pid_filename" and directive.args:
+            pid_file = None if directive.args[0] == "none" else directive.args[0]
             if pid_file is not None and not os.path.isabs(pid_file):
                 raise ConfigError(f"{directive.where}: pid_filename {pid_file} is not an absolute "
                                   "path; write it in full, e.g. /var/run/squid/squid.pid")
-        elif name == "cache_dir" and len(args) >= 2:
-            cache_dirs.append(CacheDir(args[0], args[1]))
-        elif name == "sslcrtd_program" and "-s" in args[:-1]:
+    return pid_file
+
+
+def _cache_dirs(every: tuple[Directive, ...]) -> tuple[CacheDir, ...]:
+    return tuple(CacheDir(d.args[0], d.args[1]) for d in every
+                 if d.name == "cache_dir" and len(d.args) >= 2)
+
+
+def _bumps(every: tuple[Directive, ...]) -> bool:
+    """Whether Squid bumps TLS: an ssl_bump rule, or a port that bumps."""
+    return (any(d.name == "ssl_bump" for d in every)
+            or any("ssl-bump" in d.args for d in _listening(every)))
+
+
+def _certificate_db(every: tuple[Directive, ...]) -> str | None:
+    """The -s directory of the last sslcrtd_program that names one."""
+    certificate_db = None
+    for directive in every:
+        args = directive.args
+        if directive.name == "sslcrtd_program" and "-s" in args[:-1]:
             certificate_db = args[args.index("-s") + 1]
-    return SquidConfig(path, tuple(ports), pid_file, tuple(cache_dirs), ssl_bump, certificate_db,
-                       every, path)
+    return certificate_db

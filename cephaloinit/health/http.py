@@ -74,17 +74,32 @@ def parse(buffer: bytes) -> Request | None:
     is malformed, 505 for an HTTP major version other than 1.
     """
     end = head_end(buffer)
-    if end == -1:
-        if len(buffer) > MAX_HEAD:
-            raise RequestError(431, f"request head longer than {MAX_HEAD} bytes")
-        return None
-    if end > MAX_HEAD:
+    head_so_far = len(buffer) if end == -1 else end
+    if head_so_far > MAX_HEAD:
         raise RequestError(431, f"request head longer than {MAX_HEAD} bytes")
-    lines = buffer[:end].lstrip(b"\r\n").split(b"\n")
+    if end == -1:
+        return None
+    lines = head_lines(buffer[:end])
+    method, target, version = request_line(lines[0])
+    for line in lines[1:]:
+        if not _HEADER.match(line):  # also rejects obs-fold and a space before the colon
+            raise RequestError(400, "malformed header line")
+    return Request(method.decode("ascii"), target.decode("ascii"), _path(target), version.decode("ascii"))
+
+
+def head_lines(head: bytes) -> list[bytes]:
+    """The lines of a complete head without their line ends, the blank lines
+    around it left out: the request line first, then the header lines."""
+    lines = head.lstrip(b"\r\n").split(b"\n")
     lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
     while lines and lines[-1] == b"":
         lines.pop()
-    parts = lines[0].split(b" ")
+    return lines
+
+
+def request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """(method, target, version) of a request line, each checked in that order."""
+    parts = line.split(b" ")
     if len(parts) != 3:
         raise RequestError(400, "malformed request line")
     method, target, version = parts
@@ -97,10 +112,7 @@ def parse(buffer: bytes) -> Request | None:
         raise RequestError(400, "malformed HTTP version")
     if matched.group(1) != b"1":
         raise RequestError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-    for line in lines[1:]:
-        if not _HEADER.match(line):  # also rejects obs-fold and a space before the colon
-            raise RequestError(400, "malformed header line")
-    return Request(method.decode("ascii"), target.decode("ascii"), _path(target), version.decode("ascii"))
+    return method, target, version
 
 
 def _path(target: bytes) -> str:

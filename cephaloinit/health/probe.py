@@ -45,33 +45,53 @@ def default_url(settings: Settings) -> str:
 
 def parse_url(url: str) -> Target:
     """http://HOST[:PORT][/PATH]; HOST a name, an IPv4 address or [IPv6]."""
+    rest = _after_scheme(url).split("#", 1)[0]  # a fragment is never sent
+    authority, slash, path = rest.partition("/")
+    if "@" in authority or any(c.isspace() or not c.isprintable() for c in rest):
+        raise _bad_url(url, "not a valid http URL")
+    host, port_text = _host_and_port(url, authority)
+    _check_host(url, host)
+    port = _port_number(url, port_text)
+    return Target(url, host, port, slash + path if slash else "/")
+
+
+def _bad_url(url: str, reason: str) -> ProbeError:
+    return ProbeError(f"--url {url!r}: {reason}")
+
+
+def _after_scheme(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() != "http":
-        raise ProbeError(f"--url {url!r}: only http:// URLs are supported")
-    rest = rest.split("#", 1)[0]  # a fragment is never sent
-    authority, slash, path = rest.partition("/")
-    path = slash + path if slash else "/"
-    if "@" in authority or any(c.isspace() or not c.isprintable() for c in rest):
-        raise ProbeError(f"--url {url!r}: not a valid http URL")
-    if authority.startswith("["):
-        host, bracket, port_text = authority[1:].partition("]")
-        if not bracket or (port_text and not port_text.startswith(":")):
-            raise ProbeError(f"--url {url!r}: malformed IPv6 address")
-        port_text = port_text[1:]
-    else:
+        raise _bad_url(url, "only http:// URLs are supported")
+    return rest
+
+
+def _host_and_port(url: str, authority: str) -> tuple[str, str]:
+    """HOST[:PORT] or [IPv6][:PORT] split; the port is empty when not given."""
+    if not authority.startswith("["):
         host, _, port_text = authority.partition(":")
+        return host, port_text
+    host, bracket, port_text = authority[1:].partition("]")
+    if not bracket or (port_text and not port_text.startswith(":")):
+        raise _bad_url(url, "malformed IPv6 address")
+    return host, port_text[1:]
+
+
+def _check_host(url: str, host: str) -> None:
     if not host:
-        raise ProbeError(f"--url {url!r}: no host")
+        raise _bad_url(url, "no host")
     try:
         host.encode("idna")  # what the resolver will need: "a..b" has an empty label
     except UnicodeError:
-        raise ProbeError(f"--url {url!r}: {host!r} is not a valid host name") from None
-    port = 80
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise ProbeError(f"--url {url!r}: port must be a number 1-65535")
-        port = int(port_text)
-    return Target(url, host, port, path)
+        raise _bad_url(url, f"{host!r} is not a valid host name") from None
+
+
+def _port_number(url: str, port_text: str) -> int:
+    if not port_text:
+        return 80
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise _bad_url(url, "port must be a number 1-65535")
+    return int(port_text)
 
 
 def parse_args(args: list[str], settings: Settings) -> tuple[Target, float]:

@@ -34,9 +34,21 @@ def runtime_directories(context: Context, config: SquidConfig) -> list[tuple[str
     settings = context.settings
     wanted = {path: "" for path in (settings.run_dir, settings.log_dir, settings.lib_dir,
                                      settings.spool_dir, settings.cache_dir)}
+    for path, directive in named_directories(config.directives):
+        if path and path not in wanted:
+            ours = directive.file == config.run_path
+            wanted[path] = "" if ours else f"{directive.name}, {directive.where}"
+    for path, needed_by in smp.writable_directories(config):
+        wanted.setdefault(path, needed_by)
+    return list(wanted.items())
+
+
+def named_directories(directives: tuple[Directive, ...]) -> list[tuple[str | None, Directive]]:
+    """(directory or None, the directive naming it): every access_log and
+    cache_dir in order, then the last pid_filename, cache_log and cache_store_log."""
     last: dict[str, Directive] = {}  # single-valued: Squid keeps the last one
     named: list[tuple[str | None, Directive]] = []
-    for directive in config.directives:
+    for directive in directives:
         if not directive.args:
             continue
         if directive.name in ("pid_filename", "cache_log", "cache_store_log"):
@@ -45,18 +57,16 @@ def runtime_directories(context: Context, config: SquidConfig) -> list[tuple[str
             named.append((log_directory(directive.args[0]), directive))
         elif directive.name == "cache_dir" and len(directive.args) >= 2:
             named.append((directive.args[1], directive))
-    for name, directive in last.items():
-        value = directive.args[0]
-        path = None if value == "none" else (os.path.dirname(value) if name == "pid_filename"
-                                             else log_directory(value))
-        named.append((path, directive))
-    for path, directive in named:
-        if path and path not in wanted:
-            ours = directive.file == config.run_path
-            wanted[path] = "" if ours else f"{directive.name}, {directive.where}"
-    for path, needed_by in smp.writable_directories(config):
-        wanted.setdefault(path, needed_by)
-    return list(wanted.items())
+    named.extend((file_directory(directive), directive) for directive in last.values())
+    return named
+
+
+def file_directory(directive: Directive) -> str | None:
+    """The directory of a pid_filename, cache_log or cache_store_log; None for ``none``."""
+    value = directive.args[0]
+    if value == "none":
+        return None
+    return os.path.dirname(value) if directive.name == "pid_filename" else log_directory(value)
 
 
 def ensure_writable(path: str, named_by: str, context: Context) -> None:

@@ -78,6 +78,32 @@ def test_malformed_requests_are_400(raw):
     assert status_of(raw) == 400
 
 
+@pytest.mark.parametrize("raw, status, message", [
+    (b"GET /health\r\n\r\n", 400, "malformed request line"),
+    (b"G(T /h\x01 HTTP/9\r\n\r\n", 400, "malformed method"),  # the first fault is named
+    (b"GET /h\x01 HTTP/9\r\n\r\n", 400, "malformed request target"),
+    (b"GET /h HTTP/9\r\nNoColon\r\n\r\n", 400, "malformed HTTP version"),
+    (b"GET /h HTTP/2.0\r\nNoColon\r\n\r\n", 505, "only HTTP/1.0 and HTTP/1.1 are supported"),
+    (b"GET /h HTTP/1.1\r\nA: b\r\nNoColon\r\n\r\n", 400, "malformed header line"),
+    (b"GET /h HTTP/1.1\r\nA: " + b"a" * http.MAX_HEAD + b"\r\n\r\n", 431,
+     f"request head longer than {http.MAX_HEAD} bytes"),
+    (b"G" * (http.MAX_HEAD + 1), 431, f"request head longer than {http.MAX_HEAD} bytes"),
+])
+def test_each_refusal_names_the_first_fault_and_its_status(raw, status, message):
+    with pytest.raises(http.RequestError) as raised:
+        http.parse(raw)
+    assert (raised.value.status, raised.value.message, str(raised.value)) == (status, message, message)
+
+
+def test_an_incomplete_head_of_exactly_8_kib_is_still_awaited():
+    assert http.parse(b"G" * http.MAX_HEAD) is None
+
+
+def test_trailing_blank_lines_and_a_bare_lf_header_are_read_as_the_head_ends():
+    request = http.parse(b"\r\n\nHEAD http://h:1/a?x HTTP/1.0\nA: b\r\n\n\r\n")
+    assert request == http.Request("HEAD", "http://h:1/a?x", "/a", "HTTP/1.0")
+
+
 def test_http_2_request_line_is_505():
     assert status_of(b"GET /health HTTP/2.0\r\n\r\n") == 505
 

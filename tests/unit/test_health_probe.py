@@ -80,6 +80,39 @@ def test_urls(url, host, port, path):
     assert (target.host, target.port, target.path) == (host, port, path)
 
 
+@pytest.mark.parametrize("url, host, port, path", [
+    ("http://[::1]/", "::1", 80, "/"),
+    ("http://h:/", "h", 80, "/"),
+    ("http://H:65535", "H", 65535, "/"),
+    ("http://h#frag/x@y", "h", 80, "/"),  # the fragment is cut before anything is looked at
+])
+def test_urls_at_the_edges(url, host, port, path):
+    assert probe.parse_url(url) == probe.Target(url, host, port, path)
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("ftp://h/", "only http:// URLs are supported"),
+    ("http:/h", "only http:// URLs are supported"),
+    ("https://u@h/", "only http:// URLs are supported"),  # the scheme is looked at first
+    ("http://h\x7f/", "not a valid http URL"),
+    ("http://h/\tx", "not a valid http URL"),
+    ("http://u@[::1/", "not a valid http URL"),  # before the address
+    ("http://[::1]x/", "malformed IPv6 address"),
+    ("http://[::1]80/", "malformed IPv6 address"),
+    ("http://[]:80/", "no host"),
+    ("http://:x/", "no host"),  # before the port
+    ("http://a..b/", "'a..b' is not a valid host name"),
+    ("http://a..b:x/", "'a..b' is not a valid host name"),  # before the port
+    ("http://h:0/", "port must be a number 1-65535"),
+    ("http://h:+1/", "port must be a number 1-65535"),
+    ("http://[::1]:65536/", "port must be a number 1-65535"),
+])
+def test_bad_urls_name_the_url_and_the_first_thing_wrong(url, reason):
+    with pytest.raises(probe.ProbeError) as raised:
+        probe.parse_url(url)
+    assert str(raised.value) == f"--url {url!r}: {reason}"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--bogus"], "unknown argument '--bogus'"),
     (["extra"], "unknown argument 'extra'"),

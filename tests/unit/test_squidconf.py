@@ -149,3 +149,106 @@ def test_an_include_that_matches_nothing_is_named_with_its_line(tmp_path):
 def test_a_relative_pid_filename_is_refused(tmp_path):
     with pytest.raises(squidconf.ConfigError, match="pid_filename squid.pid is not an absolute path"):
         squidconf.read_config(write(tmp_path / "c", "pid_filename squid.pid\n"))
+
+
+def test_facts_leave_out_what_squid_itself_would_name_and_keep_the_last_value(tmp_path):
+    config = squidconf.read_config(write(tmp_path / "c", """\
+http_port
+http_port 127.0.0.1:proxy
+https_port 3443 ssl-bump tls-cert=/x.pem
+pid_filename
+pid_filename /run/a.pid
+pid_filename /run/b.pid
+cache_dir ufs
+sslcrtd_program /usr/lib/squid/security_file_certgen -M 4MB -s
+sslcrtd_program /usr/lib/squid/security_file_certgen -s /db/one
+sslcrtd_program /usr/lib/squid/security_file_certgen -s /db/two -s /db/three
+"""))
+    assert config.ports == (3443,)
+    assert config.ssl_bump is True
+    assert config.pid_file == "/run/b.pid"
+    assert config.cache_dirs == ()
+    assert config.certificate_db == "/db/two"
+
+
+def test_an_ssl_bump_rule_alone_means_bumping(tmp_path):
+    assert squidconf.read_config(write(tmp_path / "c", "ssl_bump\n")).ssl_bump is True
+    assert squidconf.read_config(write(tmp_path / "d", "http_port 3128 ssl-bumpy\n")).ssl_bump is False
+
+
+def test_a_relative_pid_filename_is_refused_even_when_a_later_one_is_absolute(tmp_path):
+    with pytest.raises(squidconf.ConfigError) as raised:
+        squidconf.read_config(write(tmp_path / "c", "pid_filename none\npid_filename run/squid.pid\n"
+                                    "pid_filename /run/squid.pid\n"))
+    assert str(raised.value) == (f"{tmp_path}/c line 2: pid_filename run/squid.pid is not an absolute "
+                                 "path; write it in full, e.g. /var/run/squid/squid.pid")
+
+
+def test_facts_of_directives_already_read_are_taken_from_them_alone(tmp_path):
+    every = (squidconf.Directive("http_port", ("3128",), "/x.conf", 1),)
+    config = squidconf.read_config(str(tmp_path / "absent.conf"), every)
+    assert config.ports == (3128,)
+    assert config.directives == every
+    assert (config.path, config.run_path) == (str(tmp_path / "absent.conf"),) * 2
+
+
+def test_only_the_innermost_condition_selects_a_line_as_in_squid(tmp_path):
+    config = squidconf.read_config(write(tmp_path / "c", """\
+if false
+if true
+http_port 1
+endif
+http_port 2
+else
+http_port 3
+if 1 = 2
+http_port 4
+else # a comment after else
+http_port 5
+endif
+endif
+"""))
+    assert config.ports == (1, 3, 5)
+
+
+def test_a_condition_inside_an_unselected_block_is_still_evaluated(tmp_path):
+    with pytest.raises(squidconf.ConfigError) as raised:
+        squidconf.read_config(write(tmp_path / "c", "if false\nif maybe\nendif\nendif\n"))
+    assert str(raised.value) == (f"{tmp_path}/c line 2: cannot evaluate 'if maybe': Squid accepts "
+                                 "true, false or INTEGER = INTEGER")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("endif extra\n", "line 1: 'endif' without 'if'"),
+    ("http_port 1\nelse\tx\n", "line 2: 'else' without 'if'"),
+    ("if true\nendif\nendif\n", "line 3: 'endif' without 'if'"),
+])
+def test_else_and_endif_without_an_open_if_name_the_word_and_line(tmp_path, text, message):
+    with pytest.raises(squidconf.ConfigError) as raised:
+        squidconf.read_config(write(tmp_path / "c", text))
+    assert str(raised.value) == f"{tmp_path}/c {message}"
+
+
+def test_words_that_only_begin_like_a_statement_are_directives(tmp_path):
+    config = squidconf.read_config(write(tmp_path / "c", "iffy 1\nelsewhere\nendif_x 2 # why\n"
+                                         "include\ninclude # nothing to include\n"))
+    assert [(d.name, d.args, d.line) for d in config.directives] == [
+        ("iffy", ("1",), 1), ("elsewhere", (), 2), ("endif_x", ("2",), 3),
+        ("include", (), 4), ("include", (), 5)]
+
+
+def test_included_directives_name_their_own_file_and_line_in_order(tmp_path):
+    write(tmp_path / "a.conf", "\nhttp_port 2\n")
+    write(tmp_path / "b.conf", "http_port 3\n")
+    main = write(tmp_path / "c", f"http_port 1\ninclude {tmp_path}/b.conf {tmp_path}/a.conf\n"
+                                 "http_port 4 # the last\n")
+    config = squidconf.read_config(main)
+    assert [(d.args, d.file, d.line) for d in config.directives] == [
+        (("1",), main, 1), (("3",), f"{tmp_path}/b.conf", 1), (("2",), f"{tmp_path}/a.conf", 2),
+        (("4",), main, 3)]
+
+
+def test_an_include_inside_an_unselected_block_is_not_read(tmp_path):
+    config = squidconf.read_config(write(tmp_path / "c", "if false\ninclude /nonexistent.conf\n"
+                                         "endif\nhttp_port 1\n"))
+    assert config.ports == (1,)

@@ -167,6 +167,56 @@ def test_a_directory_that_cannot_be_created_names_path_uid_and_fix(tmp_path):
     assert "group 0 and group-writable" in str(raised.value)
 
 
+def test_runtime_directories_are_ours_then_each_directory_the_config_names_once(tmp_path):
+    ctx = context(tmp_path)
+    run_path = str(tmp_path / "run.conf")
+
+    def named(name, *args, file="/etc/squid/squid.conf", line=1):
+        return squidconf.Directive(name, args, file, line)
+
+    every = (
+        named("cache_log", "/first/cache.log", line=1),  # its place is that of the first one
+        named("pid_filename", "/first/squid.pid", line=1),
+        named("pid_filename", "/pids/squid.pid", line=2),  # Squid keeps the last one
+        named("access_log", "stdio:/logs/a/access.log", line=3),
+        named("access_log", "daemon:/logs/b/access.log", line=4),
+        named("access_log", "/logs/c/access.log", "squid", line=5),
+        named("access_log", "none", line=6),
+        named("access_log", "/dev/stdout", line=7),
+        named("access_log", "syslog:local4", line=8),
+        named("access_log", "tcp://10.0.0.1:514", line=9),
+        named("access_log", "logs/relative.log", line=10),
+        named("access_log", "stdio:/logs/a/other.log", line=11),  # a directory named twice
+        named("access_log"),
+        named("cache_dir", "ufs"),
+        named("cache_dir", "rock", "/cache/rock", "100", line=12),
+        named("cache_dir", "ufs", str(tmp_path / "log_dir"), "100", "16", "256", line=13),
+        named("cache_log", "/logs/cache/cache.log", line=14),
+        named("cache_store_log", "none", line=15),
+        named("cache_store_log", "stdio:/logs/store/store.log", file=run_path, line=16),
+        named("coredump_dir", "/somewhere/else", line=17),
+    )
+    wanted = directories.runtime_directories(ctx, facts(tmp_path, directives=every, run_path=run_path))
+    assert wanted == [
+        *[(str(tmp_path / name), "") for name in ("run_dir", "log_dir", "lib_dir", "spool_dir",
+                                                  "cache_dir")],
+        ("/logs/a", "access_log, /etc/squid/squid.conf line 3"),
+        ("/logs/b", "access_log, /etc/squid/squid.conf line 4"),
+        ("/logs/c", "access_log, /etc/squid/squid.conf line 5"),
+        ("/cache/rock", "cache_dir, /etc/squid/squid.conf line 12"),
+        ("/logs/cache", "cache_log, /etc/squid/squid.conf line 14"),
+        ("/pids", "pid_filename, /etc/squid/squid.conf line 2"),
+        ("/logs/store", ""),  # named by the container layer, not by the user
+    ]
+
+
+def test_runtime_directories_leave_out_a_pid_file_or_log_set_to_none(tmp_path):
+    every = tuple(squidconf.Directive(name, ("none",), "/etc/squid/squid.conf", line)
+                  for line, name in enumerate(("pid_filename", "cache_log", "cache_store_log"), 1))
+    wanted = directories.runtime_directories(context(tmp_path), facts(tmp_path, directives=every))
+    assert [named_by for _, named_by in wanted] == [""] * 5
+
+
 # -- tls -------------------------------------------------------------------------------
 needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
 
