@@ -41,6 +41,11 @@ class Origin(http.server.BaseHTTPRequestHandler):
     """/ answers at once; /slow/N sends N chunks of 1 KiB, one every 0.1 s."""
 
     protocol_version = "HTTP/1.1"
+    # Set when a /slow/ answer begins: Squid has read the client's request and
+    # forwarded it, so a stop from then on finds the download in flight (a
+    # connection merely established may still sit in the listen backlog,
+    # which Squid's stop resets).
+    sending = threading.Event()
 
     def do_GET(self):
         if self.path.startswith("/slow/"):
@@ -48,6 +53,7 @@ class Origin(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(chunks * 1024))
             self.end_headers()
+            Origin.sending.set()
             for _ in range(chunks):
                 self.wfile.write(b"x" * 1024)
                 self.wfile.flush()
@@ -205,8 +211,10 @@ def test_an_idle_proxy_stops_in_about_squids_own_floor(run, proxy):
 
 
 def start_download(proxy: Proxy, url: str) -> tuple[threading.Thread, dict]:
-    """A download through the proxy in a thread; its body or error lands in the dict."""
+    """A download through the proxy in a thread; its body or error lands in the
+    dict. Returns once the origin has begun to answer it."""
     result: dict = {}
+    Origin.sending.clear()
 
     def download():
         try:
@@ -216,6 +224,7 @@ def start_download(proxy: Proxy, url: str) -> tuple[threading.Thread, dict]:
 
     client = threading.Thread(target=download, daemon=True)
     client.start()
+    assert Origin.sending.wait(timeout=10), f"the origin never began to answer: {result}"
     return client, result
 
 
@@ -223,10 +232,7 @@ def test_a_download_in_flight_finishes_before_squid_stops(run, proxy, origin):
     init = run()
     init.wait_for_line("Container ready")
     client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
-    init.wait_for_line("")  # any output: Squid is serving
-    deadline = time.monotonic() + 5
-    while not _established(proxy.squid_port) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert _established(proxy.squid_port)
     init.signal(signal.SIGTERM)
     client.join(timeout=20)
     assert result.get("body") == b"x" * 20 * 1024, result

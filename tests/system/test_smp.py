@@ -143,7 +143,7 @@ def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
     init.wait_for_line("Container ready")
     tree = procfs.descendants(init.pid)
     client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
-    poll(lambda: _established(proxy.squid_port), what="the download connected")
+    assert _established(proxy.squid_port)
     init.signal(signal.SIGTERM)
     client.join(timeout=20)
     assert result.get("body") == b"x" * 20 * 1024, result
@@ -162,7 +162,7 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
     tree = procfs.descendants(init.pid)
     assert len(tree) >= 5  # health, master, coordinator, two workers
     start_download(proxy, origin + "/slow/600")  # 60 s: cut by the deadline
-    poll(lambda: _established(proxy.squid_port), what="the download connected")
+    assert _established(proxy.squid_port)
     sent = time.monotonic()
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
