@@ -69,7 +69,7 @@ class Request(NamedTuple):
 
 
 def _signal_number(text: str) -> int:
-    if text.isdigit() and int(text) in signal.valid_signals():
+    if text.isascii() and text.isdigit() and int(text) in signal.valid_signals():
         return int(text)
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
@@ -80,7 +80,7 @@ def _signal_number(text: str) -> int:
 
 
 def _exit_code(text: str) -> int:
-    if not text.isdigit() or int(text) not in EXIT_CODES:
+    if not (text.isascii() and text.isdigit()) or int(text) not in EXIT_CODES:
         raise ValueError
     return int(text)
 

@@ -89,7 +89,7 @@ def _check_host(url: str, host: str) -> None:
 def _port_number(url: str, port_text: str) -> int:
     if not port_text:
         return 80
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise _bad_url(url, "port must be a number 1-65535")
     return int(port_text)
 

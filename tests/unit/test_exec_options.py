@@ -82,6 +82,9 @@ def test_an_invalid_environment_value_is_one_warning_and_the_default():
                                 "SIGTERM, or its number"),
     (["-p"], "cephaloinit exec: -p needs a value: a signal name such as SIGTERM, or its number"),
     (["-e", "256", "true"], "cephaloinit exec: -e '256': expected an exit code 0-255"),
+    (["-e", "\u0661", "true"], "cephaloinit exec: -e '\u0661': expected an exit code 0-255"),
+    (["-p", "\u0661\u0665", "true"], "cephaloinit exec: -p '\u0661\u0665': expected a signal "
+                                     "name such as SIGTERM, or its number"),
     (["--success-exit-code=-1", "true"], "cephaloinit exec: --success-exit-code '-1': expected an "
                                          "exit code 0-255"),
     (["-g"], "cephaloinit exec: no command given; usage: cephaloinit exec [OPTIONS] -- CMD [ARG...]"),

@@ -105,6 +105,7 @@ def test_urls_at_the_edges(url, host, port, path):
     ("http://a..b:x/", "'a..b' is not a valid host name"),  # before the port
     ("http://h:0/", "port must be a number 1-65535"),
     ("http://h:+1/", "port must be a number 1-65535"),
+    ("http://h:\u0661/", "port must be a number 1-65535"),  # digits, but not ASCII ones
     ("http://[::1]:65536/", "port must be a number 1-65535"),
 ])
 def test_bad_urls_name_the_url_and_the_first_thing_wrong(url, reason):
