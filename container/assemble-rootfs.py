@@ -35,19 +35,15 @@ import subprocess
 import sys
 import sysconfig
 
+# -I leaves this script's directory off sys.path: the promises' reader lives there.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import image_promises  # noqa: E402
+
 ELF_MAGIC = b"\x7fELF"
 
-# The runtime identity: see docs/image.md ("Users and writable paths").
-RUNTIME_UID = 1000
-RUNTIME_GID = 0
-WRITABLE_DIRS = (
-    "/var/run/squid",
-    "/var/log/squid",
-    "/var/lib/squid",
-    "/var/spool/squid",
-    "/var/cache/squid",
-)
-WRITABLE_MODE = 0o775  # group 0 writes too: any UID in group 0 (OpenShift) works
+# The runtime identity, the writable directories, the forbidden programs:
+# container/image-promises.toml (docs/image.md, "Users and writable paths").
+PROMISES = image_promises.load()
 
 # Squid: the daemon, the data it reads, and its helpers. The ICMP pinger is
 # setuid root in Debian and cannot work without privileges: it stays out
@@ -112,9 +108,9 @@ PRUNED = {
     ),
 }
 
-PASSWD = """\
+PASSWD = f"""\
 root:x:0:0:root:/root:/usr/sbin/nologin
-nonroot:x:1000:0:CephaloProxy:/nonexistent:/usr/sbin/nologin
+nonroot:x:{PROMISES.uid}:{PROMISES.gid}:CephaloProxy:/nonexistent:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
 """
 GROUP = """\
@@ -485,8 +481,7 @@ def check(rootfs: Rootfs, elf_files: list[str], stdlib: str, source: str) -> Non
 
 def forbidden(rootfs: Rootfs) -> list[str]:
     """Shells, package managers, compilers, setuid/setgid files that went in anyway."""
-    banned = {"sh", "bash", "dash", "busybox", "zsh", "ash", "ksh", "apt", "apt-get",
-              "dpkg", "pip", "pip3", "gcc", "cc", "g++", "c++", "ld", "as", "perl"}
+    banned = PROMISES.forbidden_names
     found = []
     for directory, dirs, files in os.walk(rootfs.root):
         for name in files:
@@ -541,12 +536,12 @@ def main() -> int:
     rootfs.mkdirs("/etc/squid/conf.d")
     with open(os.path.join(args.source, "container", "squid.conf.default"), encoding="utf-8") as stream:
         rootfs.write("/usr/share/cephaloproxy/squid.conf", stream.read())
-    rootfs.mkdirs("/tmp", 0o1777)
+    rootfs.mkdirs("/tmp", PROMISES.tmp_mode)
     # Real directories, not Debian's /var/run -> /run link: an engine's tmpfs
     # on /run (podman --read-only) must not hide /var/run/squid.
-    for directory in WRITABLE_DIRS:
-        rootfs.mkdirs(directory, WRITABLE_MODE)
-        os.chown(rootfs.path(directory), RUNTIME_UID, RUNTIME_GID)
+    for directory in PROMISES.writable_dirs:
+        rootfs.mkdirs(directory, PROMISES.writable_mode)
+        os.chown(rootfs.path(directory), PROMISES.uid, PROMISES.gid)
 
     packages = write_package_records(rootfs)
     check(rootfs, sorted(elf_files), stdlib, args.source)

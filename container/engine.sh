@@ -1,6 +1,10 @@
-# Sourced by container/build-image, container/run-image and container/verify-image:
-# choose the container engine, install one on a bare Debian machine, and make
-# the Debian base image for the builder stage when no registry can be reached.
+# The build's settings and the engine, in one place. Sourced by
+# container/build-image, container/run-image, tests/run-all,
+# tests/integration/helpers.bash and benchmarks/run; container/verify-image and
+# container/list-packages ask it through container/engine_choice.py. It
+# chooses the container engine and the image's tag, installs an engine on a
+# bare Debian machine, and makes the Debian base image for the builder stage
+# when no registry can be reached.
 # shellcheck shell=bash
 
 CONTAINER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,9 +33,9 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# ENGINE: docker when its daemon answers, else podman (installed if need be)
-# with the project's containers.conf.
-choose_engine() {
+# ENGINE: docker when its daemon answers, else podman with the project's
+# containers.conf. Installs nothing (the test suites only say what is missing).
+pick_engine() {
     if [ -z "${ENGINE:-}" ]; then
         if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
             ENGINE=docker
@@ -40,18 +44,32 @@ choose_engine() {
         fi
     fi
     case "$ENGINE" in
-        podman)
-            command -v podman >/dev/null && command -v runc >/dev/null \
-                || apt_install podman runc
-            export CONTAINERS_CONF=${CONTAINERS_CONF:-$CONTAINER_DIR/containers.conf}
-            ;;
+        podman) export CONTAINERS_CONF=${CONTAINERS_CONF:-$CONTAINER_DIR/containers.conf} ;;
         docker) ;;
         *) die "ENGINE must be docker or podman, not '$ENGINE'" ;;
     esac
     export ENGINE
 }
 
+# pick_engine, and podman (with runc) installed when it is the choice and missing.
+choose_engine() {
+    pick_engine
+    if [ "$ENGINE" = podman ]; then
+        command -v podman >/dev/null && command -v runc >/dev/null || apt_install podman runc
+    fi
+}
+
 engine() { "$ENGINE" "$@"; }
+
+# image_name ENGINE: the name ENGINE files IMAGE under. podman puts a bare
+# name under localhost/; docker under docker.io/library/, where a localhost/
+# name would not find it.
+image_name() {
+    case "$1" in
+        podman) echo "localhost/${IMAGE#localhost/}" ;;
+        docker) echo "${IMAGE#localhost/}" ;;
+    esac
+}
 
 image_exists() { engine image inspect "$1" >/dev/null 2>&1; }
 

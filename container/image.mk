@@ -5,8 +5,7 @@
 #   make verify-image                 the image's promises, checked (no shell, any UID, ...)
 #   make image-packages               the Debian packages recorded in the image
 # ENGINE=docker|podman, BUILDER_IMAGE, PROXY_PORT, HEALTH_PORT pass through too.
-DEBIAN_RELEASE ?= trixie
-IMAGE ?= cephaloproxy:$(DEBIAN_RELEASE)
+# The defaults of DEBIAN_RELEASE and IMAGE live in container/engine.sh only.
 export DEBIAN_RELEASE IMAGE
 
 .PHONY: image run verify-image image-packages
@@ -21,4 +20,4 @@ verify-image:
 	container/verify-image
 
 image-packages:
-	container/list-packages $(IMAGE)
+	container/list-packages
