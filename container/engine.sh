@@ -12,10 +12,63 @@ REPO_DIR=$(dirname "$CONTAINER_DIR")
 DEBIAN_RELEASE=${DEBIAN_RELEASE:-trixie}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-IMAGE=${IMAGE:-cephaloproxy:$DEBIAN_RELEASE}
 
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() { say "$*"; exit 1; }
+
+# Architectures, Debian's names (the same as OCI's for these two).
+NATIVE_ARCH=$(dpkg --print-architecture 2>/dev/null || uname -m)
+case "$NATIVE_ARCH" in x86_64) NATIVE_ARCH=amd64 ;; aarch64) NATIVE_ARCH=arm64 ;; esac
+# PLATFORM: the one platform to build for (default this machine's). PLATFORMS:
+# several, comma-separated, each built as IMAGE-ARCH and joined in a manifest
+# list named IMAGE (docs/image.md, "Multi-arch").
+PLATFORM=${PLATFORM:-linux/$NATIVE_ARCH}
+PLATFORMS=${PLATFORMS:-}
+for platform in ${PLATFORMS//,/ } "$PLATFORM"; do
+    case "$platform" in
+        linux/amd64|linux/arm64) ;;
+        *) die "PLATFORM(S): '$platform' is neither linux/amd64 nor linux/arm64" ;;
+    esac
+done
+unset platform
+# The tag: cephaloproxy:RELEASE, with -ARCH for another architecture's image.
+if [ -z "${IMAGE:-}" ]; then
+    IMAGE=cephaloproxy:$DEBIAN_RELEASE
+    [ "${PLATFORM#linux/}" = "$NATIVE_ARCH" ] || [ -n "$PLATFORMS" ] || IMAGE=$IMAGE-${PLATFORM#linux/}
+fi
+
+# platform_images: "PLATFORM IMAGE" a line, for each image a build makes:
+# PLATFORM's alone, or one per PLATFORMS (IMAGE-ARCH).
+platform_images() {
+    local platform
+    if [ -z "$PLATFORMS" ]; then
+        echo "$PLATFORM $IMAGE"
+        return
+    fi
+    for platform in ${PLATFORMS//,/ }; do
+        echo "$platform $IMAGE-${platform#linux/}"
+    done
+}
+
+# need_emulation ARCH: another architecture's programs run here through
+# binfmt_misc and qemu-user-static (registered with the F flag, so that they
+# run inside containers too); installed and registered when missing.
+need_emulation() {
+    local arch=$1 qemu
+    [ "$arch" = "$NATIVE_ARCH" ] && return 0
+    case "$arch" in amd64) qemu=x86_64 ;; arm64) qemu=aarch64 ;; esac
+    local entry=/proc/sys/fs/binfmt_misc/qemu-$qemu
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+        [ "$(id -u)" = 0 ] || die "binfmt_misc is not mounted; as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
+    fi
+    if [ ! -e "$entry" ]; then
+        apt_install qemu-user-static binfmt-support
+        update-binfmts --enable "qemu-$qemu" >/dev/null 2>&1 || true
+    fi
+    grep -qx enabled "$entry" 2>/dev/null && grep -q '^flags:.*F' "$entry" \
+        || die "$arch programs cannot run here: $entry is not registered, enabled, with the F flag (update-binfmts --enable qemu-$qemu)"
+}
 
 # Debian packages, installed only when missing and only as root with apt-get.
 apt_install() {
@@ -61,13 +114,14 @@ choose_engine() {
 
 engine() { "$ENGINE" "$@"; }
 
-# image_name ENGINE: the name ENGINE files IMAGE under. podman puts a bare
-# name under localhost/; docker under docker.io/library/, where a localhost/
-# name would not find it.
+# image_name ENGINE [TAG]: the name ENGINE files TAG (default IMAGE) under.
+# podman puts a bare name under localhost/; docker under docker.io/library/,
+# where a localhost/ name would not find it.
 image_name() {
+    local tag=${2:-$IMAGE}
     case "$1" in
-        podman) echo "localhost/${IMAGE#localhost/}" ;;
-        docker) echo "${IMAGE#localhost/}" ;;
+        podman) echo "localhost/${tag#localhost/}" ;;
+        docker) echo "${tag#localhost/}" ;;
     esac
 }
 
