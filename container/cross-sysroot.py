@@ -104,7 +104,20 @@ def field(paragraph: str, name: str) -> str:
     return ""
 
 
-def unpack(deb: str, sysroot: str) -> None:
+def archive_overrides(arch: str, sysroot: str, packages: list[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(package, version) -> Priority and Section as the archive's index has
+    them. They may differ from the .deb's own (zlib1g: required in the .deb,
+    optional in the index), and the index's are what dpkg's records of the
+    base's packages say, as debootstrap installed them."""
+    output = run(["apt-cache", *apt_options(arch, sysroot), "show", *packages], text=True).stdout
+    overrides = {}
+    for paragraph in output.split("\n\n"):
+        key = (field(paragraph, "Package"), field(paragraph, "Version"))
+        overrides[key] = {name: field(paragraph, name) for name in ("Priority", "Section") if field(paragraph, name)}
+    return overrides
+
+
+def unpack(deb: str, sysroot: str, overrides: dict[tuple[str, str], dict[str, str]]) -> None:
     """Unpack DEB into SYSROOT and record it in SYSROOT's dpkg database."""
     paragraph, members = control(deb)
     package, arch = field(paragraph, "Package"), field(paragraph, "Architecture")
@@ -125,6 +138,8 @@ def unpack(deb: str, sysroot: str) -> None:
             stream.write(members["md5sums"])
 
     lines = paragraph.rstrip("\n").split("\n")
+    for name, value in overrides.get((package, field(paragraph, "Version")), {}).items():
+        lines = [f"{name}: {value}" if line.startswith(name + ":") else line for line in lines]
     lines.insert(1, "Status: install ok installed")
     conffiles = [line.strip() for line in members.get("conffiles", "").splitlines() if line.strip()]
     if conffiles:
@@ -178,15 +193,17 @@ def main() -> int:
 
     debs = download(args.arch, sysroot, args.packages)
     say(f"{len(debs)} packages for {args.arch} downloaded")
+    names = sorted({os.path.basename(deb).split("_")[0] for deb in debs})
+    overrides = archive_overrides(args.arch, sysroot, names)
     # base-files first: on trixie it ships the merged-/usr links.
     debs.sort(key=lambda deb: not os.path.basename(deb).startswith("base-files_"))
-    unpack(debs[0], sysroot)
+    unpack(debs[0], sysroot, overrides)
     for top in MERGED_USR + MERGED_USR_BY_ARCH.get(args.arch, ()):
         if not os.path.lexists(os.path.join(sysroot, top)):
             os.makedirs(os.path.join(sysroot, "usr", top), exist_ok=True)
             os.symlink(f"usr/{top}", os.path.join(sysroot, top))
     for deb in debs[1:]:
-        unpack(deb, sysroot)
+        unpack(deb, sysroot, overrides)
     take_from_builder(sysroot)
     for directory in ("var/cache/apt/archives", "var/lib/apt/lists"):
         run(["rm", "-rf", os.path.join(sysroot, directory)])

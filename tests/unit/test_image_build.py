@@ -100,7 +100,7 @@ def test_an_unpacked_foreign_package_is_one_dpkg_query_knows_as_installed(cross,
     (sysroot / "var/lib/dpkg/info").mkdir(parents=True)
     (sysroot / "var/lib/dpkg/info/format").write_text("1\n")
     (sysroot / "var/lib/dpkg/status").write_text("")
-    cross.unpack(make_deb(tmp_path), str(sysroot))
+    cross.unpack(make_deb(tmp_path), str(sysroot), {("demo", "1.2-3"): {"Priority": "extra"}})
 
     assert (sysroot / "usr/lib/libdemo.so.1").read_text() == "not really a library\n"
     query = ["dpkg-query", "--admindir", str(sysroot / "var/lib/dpkg")]
@@ -109,6 +109,7 @@ def test_an_unpacked_foreign_package_is_one_dpkg_query_knows_as_installed(cross,
     status = subprocess.run([*query, "-s", "demo:arm64"], capture_output=True, text=True, timeout=30).stdout
     assert "Status: install ok installed\n" in status
     assert "Architecture: arm64\n" in status
+    assert "Priority: extra\n" in status  # the archive's, not the .deb's
     conffile_md5 = hashlib.md5(b"setting = 1\n").hexdigest()
     assert f"Conffiles:\n /etc/demo.conf {conffile_md5}\n" in status
     assert (sysroot / "var/lib/dpkg/info/demo:arm64.md5sums").read_text().endswith("usr/lib/libdemo.so.1\n")
