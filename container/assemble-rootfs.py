@@ -2,23 +2,27 @@
 """Assemble the distroless root filesystem of the CephaloProxy image.
 
 Runs in the builder stage of container/Dockerfile, as root, with the builder's
-own python3 (the interpreter that goes into the image). Debian's packages are
-installed there; this script copies out of the builder only what the runtime
-needs, into ROOTFS, which the final `FROM scratch` stage copies whole:
+own python3. Debian's packages are installed there (the interpreter that goes
+into the image is that python3), or, for another architecture's image, unpacked
+into SYSROOT by cross-sysroot.py (the same Python for that architecture); this
+script copies out of them only what the runtime needs, into ROOTFS, which the
+final `FROM scratch` stage copies whole:
 
   * python3 and the part of its standard library that cephaloinit imports,
     found by scanning cephaloinit's code (every import statement, including the
     ones inside functions), plus what the interpreter itself loads at start-up;
   * cephaloinit, with bytecode compiled here so the runtime never writes any;
   * Squid, its data, its ELF helpers (not the setuid pinger), CA certificates;
-  * the shared-library closure of every ELF file above, computed with ldd;
+  * the shared-library closure of every ELF file above, read from their ELF
+    headers (not ldd, which would run another architecture's loader);
   * /etc/passwd, /etc/group, /etc/nsswitch.conf and the writable directories;
   * a distroless-style package record (/var/lib/dpkg/status.d/PACKAGE) for
     every Debian package that owns a copied file, so scanners see versions.
 
 It then checks the result from inside: chrooted into ROOTFS, every ELF file
 resolves its libraries and every cephaloinit module imports with the pruned
-standard library, without writing a single file. docs/image.md explains why.
+standard library, without writing a single file (for another architecture,
+under emulation). docs/image.md explains why.
 """
 
 from __future__ import annotations
