@@ -34,7 +34,7 @@ system: $(VENV_STAMP)
 # The image is built (or found up to date) first: make image, container/image.mk.
 integration: image
 	@command -v bats >/dev/null || { echo "make integration: bats is missing (apt-get install -y bats)" >&2; exit 1; }
-	IMAGE_NAME=$(IMAGE) bats tests/integration/
+	bats tests/integration/
 
 # Side by side against tini, dumb-init and Squid alone (docs/benchmarks.md); as root.
 bench: image

@@ -2,23 +2,27 @@
 """Assemble the distroless root filesystem of the CephaloProxy image.
 
 Runs in the builder stage of container/Dockerfile, as root, with the builder's
-own python3 (the interpreter that goes into the image). Debian's packages are
-installed there; this script copies out of the builder only what the runtime
-needs, into ROOTFS, which the final `FROM scratch` stage copies whole:
+own python3. Debian's packages are installed there (the interpreter that goes
+into the image is that python3), or, for another architecture's image, unpacked
+into SYSROOT by cross-sysroot.py (the same Python for that architecture); this
+script copies out of them only what the runtime needs, into ROOTFS, which the
+final `FROM scratch` stage copies whole:
 
   * python3 and the part of its standard library that cephaloinit imports,
     found by scanning cephaloinit's code (every import statement, including the
     ones inside functions), plus what the interpreter itself loads at start-up;
   * cephaloinit, with bytecode compiled here so the runtime never writes any;
   * Squid, its data, its ELF helpers (not the setuid pinger), CA certificates;
-  * the shared-library closure of every ELF file above, computed with ldd;
+  * the shared-library closure of every ELF file above, read from their ELF
+    headers (not ldd, which would run another architecture's loader);
   * /etc/passwd, /etc/group, /etc/nsswitch.conf and the writable directories;
   * a distroless-style package record (/var/lib/dpkg/status.d/PACKAGE) for
     every Debian package that owns a copied file, so scanners see versions.
 
 It then checks the result from inside: chrooted into ROOTFS, every ELF file
 resolves its libraries and every cephaloinit module imports with the pruned
-standard library, without writing a single file. docs/image.md explains why.
+standard library, without writing a single file (for another architecture,
+under emulation). docs/image.md explains why.
 """
 
 from __future__ import annotations
@@ -26,28 +30,25 @@ from __future__ import annotations
 import argparse
 import ast
 import compileall
+import glob
 import modulefinder
 import os
 import py_compile
-import re
 import shutil
+import struct
 import subprocess
 import sys
 import sysconfig
 
+# -I leaves this script's directory off sys.path: the promises' reader lives there.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import image_promises  # noqa: E402
+
 ELF_MAGIC = b"\x7fELF"
 
-# The runtime identity: see docs/image.md ("Users and writable paths").
-RUNTIME_UID = 1000
-RUNTIME_GID = 0
-WRITABLE_DIRS = (
-    "/var/run/squid",
-    "/var/log/squid",
-    "/var/lib/squid",
-    "/var/spool/squid",
-    "/var/cache/squid",
-)
-WRITABLE_MODE = 0o775  # group 0 writes too: any UID in group 0 (OpenShift) works
+# The runtime identity, the writable directories, the forbidden programs:
+# container/image-promises.toml (docs/image.md, "Users and writable paths").
+PROMISES = image_promises.load()
 
 # Squid: the daemon, the data it reads, and its helpers. The ICMP pinger is
 # setuid root in Debian and cannot work without privileges: it stays out
@@ -112,9 +113,9 @@ PRUNED = {
     ),
 }
 
-PASSWD = """\
+PASSWD = f"""\
 root:x:0:0:root:/root:/usr/sbin/nologin
-nonroot:x:1000:0:CephaloProxy:/nonexistent:/usr/sbin/nologin
+nonroot:x:{PROMISES.uid}:{PROMISES.gid}:CephaloProxy:/nonexistent:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
 """
 GROUP = """\
@@ -140,14 +141,34 @@ import cephaloinit.__main__  # noqa: F401
 
 
 class Rootfs:
-    """A root filesystem being filled from the builder's own files."""
+    """A root filesystem being filled from the builder's own files, or from
+    SYSROOT's: another architecture's packages, unpacked (cross-sysroot.py).
+    Paths are the image's; self.source(path) is where the builder has one."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, sysroot: str = "/") -> None:
         self.root = root.rstrip("/")
-        self.copied: set[str] = set()  # builder paths of copied files and symlinks
+        self.sysroot = sysroot.rstrip("/")
+        self.copied: set[str] = set()  # image paths of copied files and symlinks
 
     def path(self, path: str) -> str:
         return self.root + path
+
+    def source(self, path: str) -> str:
+        return self.sysroot + path
+
+    def realpath(self, path: str) -> str:
+        """os.path.realpath of PATH inside the sysroot (links are the image's)."""
+        for _ in range(40):
+            parts = path.strip("/").split("/")
+            for index in range(len(parts)):
+                current = "/" + "/".join(parts[:index + 1])
+                if os.path.islink(self.source(current)):
+                    link = os.readlink(self.source(current))
+                    path = os.path.normpath(os.path.join(os.path.dirname(current), link, *parts[index + 1:]))
+                    break
+            else:
+                return path
+        raise SystemExit(f"assemble-rootfs: {path}: too many levels of symbolic links")
 
     def ensure_dir(self, path: str, mode: int | None = None) -> None:
         """Create directory PATH (builder's mode unless given), parents first."""
@@ -158,7 +179,8 @@ class Rootfs:
         if parent != path:
             self.add(parent)
         if mode is None:
-            mode = os.stat(path).st_mode & 0o1777 if os.path.isdir(path) else 0o755
+            source = self.source(path)
+            mode = os.stat(source).st_mode & 0o1777 if os.path.isdir(source) else 0o755
         os.mkdir(target)
         os.chmod(target, mode)
 
@@ -180,12 +202,12 @@ class Rootfs:
         current = ""
         for index, part in enumerate(parts):
             current += "/" + part
-            if os.path.islink(current):
-                link = os.readlink(current)
+            if os.path.islink(self.source(current)):
+                link = os.readlink(self.source(current))
                 resolved = os.path.normpath(os.path.join(os.path.dirname(current), link))
                 if resolved.startswith("/etc/alternatives/"):
                     # The image has one choice: link straight to it (squid -> squid-openssl).
-                    resolved = os.path.realpath(current)
+                    resolved = self.realpath(current)
                     link = os.path.relpath(resolved, os.path.dirname(current))
                 else:
                     self.copied.add(current)
@@ -193,7 +215,7 @@ class Rootfs:
                     self.ensure_dir(os.path.dirname(current))
                     os.symlink(link, self.path(current))
                 return self.add(os.path.join(resolved, *parts[index + 1:]))
-            if index < len(parts) - 1 or os.path.isdir(current):
+            if index < len(parts) - 1 or os.path.isdir(self.source(current)):
                 self.ensure_dir(current)
             else:
                 self._copy_file(current)
@@ -209,15 +231,17 @@ class Rootfs:
             if real in seen:
                 continue
             seen.add(real)
-            for directory, dirs, files in os.walk(real):
+            for source_dir, dirs, files in os.walk(self.source(real)):
+                directory = source_dir[len(self.sysroot):] or "/"
                 self.ensure_dir(directory)
                 for name in sorted(dirs + files):
                     entry = os.path.join(directory, name)
                     if skip(entry):
                         continue
-                    if os.path.islink(entry) and os.path.isdir(entry):
+                    source = self.source(entry)
+                    if os.path.islink(source) and os.path.isdir(source):
                         pending.append(entry)
-                    elif not os.path.isdir(entry) or os.path.islink(entry):
+                    elif not os.path.isdir(source) or os.path.islink(source):
                         self.add(entry)
 
     def _copy_file(self, path: str) -> None:
@@ -226,8 +250,8 @@ class Rootfs:
             return
         # copyfile, not copy2: no extended attributes (file capabilities) and
         # no setuid/setgid/sticky bit survive; the owner is root.
-        shutil.copyfile(path, target)
-        os.chmod(target, os.stat(path).st_mode & 0o777)
+        shutil.copyfile(self.source(path), target)
+        os.chmod(target, os.stat(self.source(path)).st_mode & 0o777)
         self.copied.add(path)
 
     def write(self, path: str, text: str, mode: int = 0o644) -> None:
@@ -245,22 +269,94 @@ def is_elf(path: str) -> bool:
         return False
 
 
-def shared_libraries(path: str) -> list[str]:
-    """The resolved shared-library closure of one ELF file, dynamic loader included."""
-    result = subprocess.run(["ldd", path], capture_output=True, text=True)
-    if result.returncode != 0:
-        if "not a dynamic executable" in result.stdout + result.stderr:
-            return []
-        raise SystemExit(f"assemble-rootfs: ldd {path} failed: {result.stderr.strip()}")
-    libraries = []
-    for line in result.stdout.splitlines():
-        line = line.strip()
-        if "not found" in line:
-            raise SystemExit(f"assemble-rootfs: {path}: {line}")
-        match = re.match(r"(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
-        if match:
-            libraries.append(match.group(1))
-    return libraries
+# --- Shared libraries, from the ELF headers ----------------------------------
+# Read, not run: ldd runs the dynamic loader, which for another architecture's
+# files would run under emulation. The image's own loader checks the result
+# afterwards (check(), below).
+
+PT_DYNAMIC, PT_INTERP, PT_LOAD = 2, 3, 1
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
+
+
+class ElfFile:
+    """What the dynamic loader reads from a 64-bit little-endian ELF file
+    (amd64, arm64): its interpreter, DT_NEEDED names and search paths."""
+
+    def __init__(self, path: str) -> None:
+        with open(path, "rb") as stream:
+            data = stream.read()
+        if data[:4] != ELF_MAGIC or data[4] != 2 or data[5] != 1:
+            raise SystemExit(f"assemble-rootfs: {path}: not a 64-bit little-endian ELF file")
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+        segments = [struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize) for i in range(phnum)]
+        self.interpreter = ""
+        self.needed: list[str] = []
+        self.search_paths: list[str] = []
+        dynamic = None
+        for kind, _flags, offset, vaddr, _paddr, size in segments:
+            if kind == PT_INTERP:
+                self.interpreter = data[offset:offset + size].split(b"\0")[0].decode()
+            elif kind == PT_DYNAMIC:
+                dynamic = (offset, size)
+        if dynamic is None:
+            return  # statically linked
+        entries = []
+        for at in range(dynamic[0], dynamic[0] + dynamic[1], 16):
+            tag, value = struct.unpack_from("<qQ", data, at)
+            if tag == DT_NULL:
+                break
+            entries.append((tag, value))
+        strtab_vaddr = next(value for tag, value in entries if tag == DT_STRTAB)
+        strtab = next(offset + strtab_vaddr - vaddr for kind, _f, offset, vaddr, _p, size in segments
+                      if kind == PT_LOAD and vaddr <= strtab_vaddr < vaddr + size)
+
+        def string(at: int) -> str:
+            return data[strtab + at:data.index(b"\0", strtab + at)].decode()
+
+        origin = os.path.dirname(path)
+        runpath = [string(v) for t, v in entries if t == DT_RUNPATH]
+        rpath = [] if runpath else [string(v) for t, v in entries if t == DT_RPATH]
+        for entry in rpath + runpath:
+            self.search_paths += [p.replace("$ORIGIN", origin) for p in entry.split(":") if p]
+        self.needed = [string(v) for t, v in entries if t == DT_NEEDED]
+
+
+def library_dirs(sysroot: str) -> list[str]:
+    """The loader's default directories: /etc/ld.so.conf.d's (what ldconfig
+    caches), then the multiarch and plain library directories."""
+    dirs = []
+    for conf in sorted(glob.glob(os.path.join(sysroot, "etc/ld.so.conf.d/*.conf"))):
+        with open(conf, encoding="utf-8") as stream:
+            dirs += [line.strip() for line in stream if line.strip().startswith("/")]
+    for path in sorted(glob.glob(os.path.join(sysroot, "usr/lib/*-linux-gnu*/libc.so.6"))):
+        triplet = os.path.basename(os.path.dirname(path))
+        dirs += [f"/lib/{triplet}", f"/usr/lib/{triplet}"]
+    return dirs + ["/lib", "/usr/lib"]
+
+
+def shared_libraries(rootfs: "Rootfs", path: str) -> list[str]:
+    """The shared-library closure of one ELF file, dynamic loader included, as
+    paths to copy (the loader's own names for them: symlinks are kept)."""
+    dirs = library_dirs(rootfs.sysroot or "/")
+    found: list[str] = []
+    pending = [path]
+    seen = {path}
+    while pending:
+        current = pending.pop(0)
+        elf = ElfFile(rootfs.source(current))
+        if elf.interpreter and elf.interpreter not in found:
+            found.append(elf.interpreter)
+        for name in elf.needed:
+            candidates = [name] if "/" in name else [os.path.join(d, name) for d in elf.search_paths + dirs]
+            library = next((c for c in candidates if os.path.exists(rootfs.source(c))), None)
+            if library is None:
+                raise SystemExit(f"assemble-rootfs: {current}: {name} => not found")
+            if library not in seen:
+                seen.add(library)
+                found.append(library)
+                pending.append(library)
+    return found
 
 
 # --- Python ---------------------------------------------------------------
@@ -288,8 +384,9 @@ def direct_imports(package_dir: str) -> set[str]:
     return names
 
 
-def stdlib_modules(package_dir: str, stdlib: str) -> dict[str, str]:
-    """name -> file of every standard-library module cephaloinit can import."""
+def stdlib_modules(package_dir: str, stdlib: str, sysroot: str = "") -> dict[str, str]:
+    """name -> file (the image's path) of every standard-library module
+    cephaloinit can import, from SYSROOT's standard library."""
     dynload = os.path.join(stdlib, "lib-dynload")
     source = os.path.dirname(package_dir)
     package = os.path.basename(package_dir)
@@ -300,7 +397,13 @@ def stdlib_modules(package_dir: str, stdlib: str) -> dict[str, str]:
             f"assemble-rootfs: cephaloinit imports {', '.join(pruned_imports)}, which the "
             "image prunes: take it out of PRUNED in container/assemble-rootfs.py"
         )
-    finder = modulefinder.ModuleFinder(path=[source, stdlib, dynload], excludes=excludes)
+    path = [source, sysroot + stdlib, sysroot + dynload]
+    if sysroot:
+        # Another architecture's extension modules have another suffix
+        # (.cpython-313-aarch64-linux-gnu.so), which this interpreter does not
+        # look for: the builder's own, of the same Python, stand in for them.
+        path.append(dynload)
+    finder = modulefinder.ModuleFinder(path=path, excludes=excludes)
     for directory, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -315,7 +418,7 @@ def stdlib_modules(package_dir: str, stdlib: str) -> dict[str, str]:
     ).stdout.split()
     encodings = [
         "encodings." + name[:-3]
-        for name in sorted(os.listdir(os.path.join(stdlib, "encodings")))
+        for name in sorted(os.listdir(os.path.join(sysroot + stdlib, "encodings")))
         if name.endswith(".py") and name != "__init__.py"
     ]
     for name in [*DYNAMIC_MODULES, *encodings, *startup]:
@@ -326,8 +429,14 @@ def stdlib_modules(package_dir: str, stdlib: str) -> dict[str, str]:
     modules = {}
     for name, module in finder.modules.items():
         filename = module.__file__
-        if filename and filename.startswith(stdlib + os.sep):
-            modules[name] = filename
+        if filename and filename.startswith(sysroot + stdlib + os.sep):
+            modules[name] = filename[len(sysroot):]
+        elif filename and sysroot and filename.startswith(dynload + os.sep):
+            stem = os.path.basename(filename).split(".")[0]
+            target = glob.glob(f"{sysroot}{dynload}/{glob.escape(stem)}.*.so")
+            if len(target) != 1:
+                raise SystemExit(f"assemble-rootfs: {name}: no one extension module in {sysroot}{dynload}: {target}")
+            modules[name] = target[0][len(sysroot):]
     return modules
 
 
@@ -335,9 +444,12 @@ def add_python(rootfs: Rootfs, source: str) -> tuple[str, list[str]]:
     """Interpreter, pruned standard library and cephaloinit. Returns the
     stdlib directory and the extension modules (ELF) that went in."""
     stdlib = sysconfig.get_path("stdlib")
+    if not os.path.isdir(rootfs.source(stdlib)):
+        raise SystemExit(f"assemble-rootfs: {rootfs.sysroot} has no {stdlib}: the builder's Python "
+                         "must be the target's (the same Debian release)")
     rootfs.add("/usr/bin/python3")
     package_dir = os.path.join(source, "cephaloinit")
-    modules = stdlib_modules(package_dir, stdlib)
+    modules = stdlib_modules(package_dir, stdlib, rootfs.sysroot)
     for filename in sorted(set(modules.values())):
         rootfs.add(filename)
     extensions = [f for f in modules.values() if f.endswith(".so")]
@@ -387,13 +499,18 @@ def aliases(path: str) -> list[str]:
     return names
 
 
-def owners(paths: set[str]) -> dict[str, set[str]]:
+def dpkg_query(rootfs: Rootfs) -> list[str]:
+    """dpkg-query on the database of the packages the files come from."""
+    return ["dpkg-query", "--admindir", rootfs.source("/var/lib/dpkg")] if rootfs.sysroot else ["dpkg-query"]
+
+
+def owners(rootfs: Rootfs, paths: set[str]) -> dict[str, set[str]]:
     """package -> the packaged paths among PATHS (dpkg-query -S), as dpkg knows them."""
     queries = sorted({alias for path in paths for alias in aliases(path)})
     found: dict[str, set[str]] = {}
     for start in range(0, len(queries), 500):
         result = subprocess.run(
-            ["dpkg-query", "-S", *queries[start:start + 500]],
+            [*dpkg_query(rootfs), "-S", *queries[start:start + 500]],
             capture_output=True, text=True,
         )
         for line in result.stdout.splitlines():
@@ -409,8 +526,8 @@ def write_package_records(rootfs: Rootfs) -> list[str]:
     """/var/lib/dpkg/status.d/PACKAGE (+ .md5sums) for each package with files in."""
     # Not the symlinks to directories (/lib -> usr/lib): dpkg lists directories
     # under every package that puts a file in them.
-    files = {p for p in rootfs.copied if not os.path.isdir(p)}
-    found = owners(files)
+    files = {p for p in rootfs.copied if not os.path.isdir(rootfs.source(p))}
+    found = owners(rootfs, files)
     owned = {p for paths in found.values() for p in paths}
     unowned = sorted(p for p in files if not owned.intersection(aliases(p)) and p not in GENERATED_BY)
     if unowned:
@@ -424,12 +541,12 @@ def write_package_records(rootfs: Rootfs) -> list[str]:
     for package in sorted(found):
         name = package.split(":")[0]
         status = subprocess.run(
-            ["dpkg-query", "-s", package], capture_output=True, text=True, check=True,
+            [*dpkg_query(rootfs), "-s", package], capture_output=True, text=True, check=True,
         ).stdout
         rootfs.write(f"{records}/{name}", status.rstrip("\n") + "\n")
-        md5sums = f"/var/lib/dpkg/info/{package}.md5sums"
+        md5sums = rootfs.source(f"/var/lib/dpkg/info/{package}.md5sums")
         if not os.path.exists(md5sums):
-            md5sums = f"/var/lib/dpkg/info/{name}.md5sums"
+            md5sums = rootfs.source(f"/var/lib/dpkg/info/{name}.md5sums")
         if os.path.exists(md5sums):
             wanted = {p.lstrip("/") for p in found[package]}
             with open(md5sums, encoding="utf-8") as stream:
@@ -485,8 +602,7 @@ def check(rootfs: Rootfs, elf_files: list[str], stdlib: str, source: str) -> Non
 
 def forbidden(rootfs: Rootfs) -> list[str]:
     """Shells, package managers, compilers, setuid/setgid files that went in anyway."""
-    banned = {"sh", "bash", "dash", "busybox", "zsh", "ash", "ksh", "apt", "apt-get",
-              "dpkg", "pip", "pip3", "gcc", "cc", "g++", "c++", "ld", "as", "perl"}
+    banned = PROMISES.forbidden_names
     found = []
     for directory, dirs, files in os.walk(rootfs.root):
         for name in files:
@@ -503,36 +619,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="holds cephaloinit/ and container/")
     parser.add_argument("--rootfs", required=True, help="the directory to fill (must not exist)")
+    parser.add_argument("--sysroot", default="/",
+                        help="where the packages are installed: / (the builder's own), or another "
+                        "architecture's, unpacked by container/cross-sysroot.py")
     args = parser.parse_args()
-    rootfs = Rootfs(args.rootfs)
+    rootfs = Rootfs(args.rootfs, args.sysroot)
     os.makedirs(rootfs.root, mode=0o755)
 
     # Merged /usr: /bin, /lib, ... are symlinks, as in the builder.
     for top in MERGED_USR:
-        if os.path.islink(top):
+        if os.path.islink(rootfs.source(top)):
             rootfs.add(top)
 
     stdlib, extensions = add_python(rootfs, args.source)
 
     elf_roots = ["/usr/bin/python3", SQUID_BINARY, *extensions]
     rootfs.add(SQUID_BINARY)
-    for name in sorted(os.listdir(SQUID_HELPER_DIR)):
+    for name in sorted(os.listdir(rootfs.source(SQUID_HELPER_DIR))):
         path = os.path.join(SQUID_HELPER_DIR, name)
-        if name in SQUID_HELPERS_LEFT_OUT or os.stat(path).st_mode & 0o6000:
+        if name in SQUID_HELPERS_LEFT_OUT or os.stat(rootfs.source(path)).st_mode & 0o6000:
             continue
-        if is_elf(path):  # the Perl and shell helpers have no interpreter here
+        if is_elf(rootfs.source(path)):  # the Perl and shell helpers have no interpreter here
             rootfs.add(path)
             elf_roots.append(path)
     for path in SQUID_DATA:
-        rootfs.add_tree(path) if os.path.isdir(path) else rootfs.add(path)
+        rootfs.add_tree(path) if os.path.isdir(rootfs.source(path)) else rootfs.add(path)
     for path in SYSTEM_FILES:
         rootfs.add(path)
 
-    elf_files = set(os.path.realpath(p) for p in elf_roots)
+    elf_files = set(rootfs.realpath(p) for p in elf_roots)
     for root in elf_roots:
-        for library in shared_libraries(root):
+        for library in shared_libraries(rootfs, rootfs.realpath(root)):
             rootfs.add(library)
-            elf_files.add(os.path.realpath(library))
+            elf_files.add(rootfs.realpath(library))
 
     # The image's own files.
     rootfs.write("/etc/passwd", PASSWD)
@@ -541,12 +660,12 @@ def main() -> int:
     rootfs.mkdirs("/etc/squid/conf.d")
     with open(os.path.join(args.source, "container", "squid.conf.default"), encoding="utf-8") as stream:
         rootfs.write("/usr/share/cephaloproxy/squid.conf", stream.read())
-    rootfs.mkdirs("/tmp", 0o1777)
+    rootfs.mkdirs("/tmp", PROMISES.tmp_mode)
     # Real directories, not Debian's /var/run -> /run link: an engine's tmpfs
     # on /run (podman --read-only) must not hide /var/run/squid.
-    for directory in WRITABLE_DIRS:
-        rootfs.mkdirs(directory, WRITABLE_MODE)
-        os.chown(rootfs.path(directory), RUNTIME_UID, RUNTIME_GID)
+    for directory in PROMISES.writable_dirs:
+        rootfs.mkdirs(directory, PROMISES.writable_mode)
+        os.chown(rootfs.path(directory), PROMISES.uid, PROMISES.gid)
 
     packages = write_package_records(rootfs)
     check(rootfs, sorted(elf_files), stdlib, args.source)

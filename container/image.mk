@@ -4,10 +4,13 @@
 #   make run                          build if needed, run on 127.0.0.1:3128/8080, Ctrl-C stops
 #   make verify-image                 the image's promises, checked (no shell, any UID, ...)
 #   make image-packages               the Debian packages recorded in the image
+#   make image PLATFORM=linux/arm64   another architecture (cephaloproxy:trixie-arm64)
+#   make image PLATFORMS=linux/amd64,linux/arm64
+#                                     both, and a manifest list (podman)
+#   make verify-image PLATFORM=...    (or PLATFORMS=...) checks that image, or each
 # ENGINE=docker|podman, BUILDER_IMAGE, PROXY_PORT, HEALTH_PORT pass through too.
-DEBIAN_RELEASE ?= trixie
-IMAGE ?= cephaloproxy:$(DEBIAN_RELEASE)
-export DEBIAN_RELEASE IMAGE
+# The defaults of DEBIAN_RELEASE, IMAGE and PLATFORM live in container/engine.sh only.
+export DEBIAN_RELEASE IMAGE PLATFORM PLATFORMS
 
 .PHONY: image run verify-image image-packages
 
@@ -21,4 +24,4 @@ verify-image:
 	container/verify-image
 
 image-packages:
-	container/list-packages $(IMAGE)
+	container/list-packages

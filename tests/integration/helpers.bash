@@ -14,8 +14,8 @@
 #
 # Environment:
 #   ENGINE          podman or docker (default: docker when its daemon answers, else podman)
-#   IMAGE_NAME      the image under test (default localhost/cephaloproxy:$DEBIAN_RELEASE;
-#                   cephaloproxy:$DEBIAN_RELEASE with docker)
+#   IMAGE_NAME      the image under test (default: the tag make image gives, $IMAGE or
+#                   cephaloproxy:$DEBIAN_RELEASE, under localhost/ with podman)
 #   DEBIAN_RELEASE  trixie (default) or bookworm: the release the image was built from
 #   CONTAINERS_CONF podman only; default container/containers.conf of this repository
 #   ORIGIN_PYTHON   the host interpreter that runs origin.py (default /usr/bin/python3)
@@ -23,27 +23,11 @@
 CP_TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CP_REPO_DIR=$(cd "$CP_TEST_DIR/../.." && pwd)
 
-if [ -z "${ENGINE:-}" ]; then
-    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-        ENGINE=docker
-    else
-        ENGINE=podman
-    fi
-fi
-export ENGINE
-if [ "$ENGINE" = podman ]; then
-    export CONTAINERS_CONF=${CONTAINERS_CONF:-$CP_REPO_DIR/container/containers.conf}
-fi
-export DEBIAN_RELEASE=${DEBIAN_RELEASE:-trixie}
-# make image tags cephaloproxy:RELEASE: podman files it under localhost/, docker
-# under docker.io/library/ (where a localhost/ name would not find it).
-if [ -z "${IMAGE_NAME:-}" ]; then
-    if [ "$ENGINE" = docker ]; then
-        IMAGE_NAME=cephaloproxy:$DEBIAN_RELEASE
-    else
-        IMAGE_NAME=localhost/cephaloproxy:$DEBIAN_RELEASE
-    fi
-fi
+# The engine, the release and the image's tag as make image chooses them.
+. "$CP_REPO_DIR/container/engine.sh"
+pick_engine
+export DEBIAN_RELEASE
+IMAGE_NAME=${IMAGE_NAME:-$(image_name "$ENGINE")}
 export IMAGE_NAME
 if [ -z "${ORIGIN_PYTHON:-}" ]; then
     if [ -x /usr/bin/python3 ]; then ORIGIN_PYTHON=/usr/bin/python3; else ORIGIN_PYTHON=python3; fi
@@ -55,7 +39,15 @@ READY_TIMEOUT=${READY_TIMEOUT:-30}
 # should take, so "too slow" and "SIGKILLed by the engine" (137) stay distinct.
 STOP_GRACE=${STOP_GRACE:-30}
 
-engine() { "$ENGINE" "$@"; }
+# The directories the image writes (container/image-promises.toml), and the
+# tmpfs mounts a --read-only run needs: one on each of them and on /tmp.
+mapfile -t CP_WRITABLE_DIRS < <("$ORIGIN_PYTHON" "$CP_REPO_DIR/container/image_promises.py" writable)
+[ ${#CP_WRITABLE_DIRS[@]} -gt 0 ] || { echo "helpers.bash: container/image_promises.py listed no writable directory" >&2; return 1; }
+WRITABLE_TMPFS=()
+for dir in "${CP_WRITABLE_DIRS[@]}" /tmp; do
+    WRITABLE_TMPFS+=(--tmpfs "$dir")
+done
+unset dir
 
 now_ms() { date +%s%3N; }
 

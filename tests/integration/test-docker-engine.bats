@@ -67,8 +67,7 @@ FAST_HEALTHCHECK=(--keep-healthcheck --health-interval 1s --health-timeout 2s --
     local name
     name=$(cname hardened)
     start_proxy "$name" "${FAST_HEALTHCHECK[@]}" --read-only --cap-drop ALL --user 31337:0 \
-        --tmpfs /var/run/squid --tmpfs /var/log/squid --tmpfs /var/lib/squid \
-        --tmpfs /var/spool/squid --tmpfs /var/cache/squid --tmpfs /tmp
+        "${WRITABLE_TMPFS[@]}"
     wait_ready "$name"
     run proxy_curl "$name" "$(origin_url /hello/docker-hardened)"
     [ "$status" -eq 0 ] || fail "$output"

@@ -10,9 +10,7 @@ teardown_file() { suite_teardown_file; }
 teardown() { suite_teardown; }
 
 HARDENED=(
-    --read-only
-    --tmpfs /var/run/squid --tmpfs /var/log/squid --tmpfs /var/lib/squid
-    --tmpfs /var/spool/squid --tmpfs /var/cache/squid --tmpfs /tmp
+    --read-only "${WRITABLE_TMPFS[@]}"
     --cap-drop ALL --security-opt no-new-privileges
     --user 4242:0
 )

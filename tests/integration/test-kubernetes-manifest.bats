@@ -38,7 +38,7 @@ in_pod() { engine exec "$CONTAINER" /usr/bin/python3 -I -S "$@"; }
     [[ "$output" == "true 1000:0 "*"no-new-privileges"* ]] || fail "$output"
     run engine inspect --format '{{range .Mounts}}{{.Destination}} {{end}}' "$CONTAINER"
     local dir
-    for dir in /var/run/squid /var/log/squid /var/lib/squid /var/spool/squid /var/cache/squid /tmp; do
+    for dir in "${CP_WRITABLE_DIRS[@]}" /tmp; do
         [[ " $output " == *" $dir "* ]] || fail "$dir is not a volume: $output"
     done
     run container_logs "$CONTAINER"
