@@ -48,6 +48,10 @@ for dir in "${CP_WRITABLE_DIRS[@]}" /tmp; do
     WRITABLE_TMPFS+=(--tmpfs "$dir")
 done
 unset dir
+# The hardened run a security-conscious operator uses (docs/image.md), less
+# the --user each suite chooses: read-only root with tmpfs on the writable
+# directories only, no capabilities, no new privileges.
+HARDENED=(--read-only "${WRITABLE_TMPFS[@]}" --cap-drop ALL --security-opt no-new-privileges)
 
 now_ms() { date +%s%3N; }
 

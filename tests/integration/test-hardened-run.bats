@@ -9,11 +9,7 @@ setup_file() { suite_setup_file --tls-origin; }
 teardown_file() { suite_teardown_file; }
 teardown() { suite_teardown; }
 
-HARDENED=(
-    --read-only "${WRITABLE_TMPFS[@]}"
-    --cap-drop ALL --security-opt no-new-privileges
-    --user 4242:0
-)
+HARDENED+=(--user 4242:0)
 
 @test "read-only root, no capabilities, no new privileges, UID 4242: starts, serves, stops with 0" {
     local name
