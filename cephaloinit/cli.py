@@ -60,15 +60,18 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
 
         return check(rest, settings)
     if command == "status":
+        import json
+        import time
+
         from . import statefile
+        from .health.checks import status_document
 
         state = statefile.read(settings.state_file)
         if state is None:
             raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
                         "with this SQUID_RUN_DIR?")
-        import json
-
-        print(json.dumps(state, indent=2, sort_keys=True))
+        document = status_document(state, time.time(), state.health_pid)
+        print(json.dumps(document, indent=2, sort_keys=True))
         return EXIT_OK
     if command in ("--version", "version"):
         print(f"cephaloinit {__version__}")

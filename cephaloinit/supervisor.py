@@ -13,7 +13,6 @@ start and restart arithmetic (healthchild.py), Squid's readiness and drain
 
 from __future__ import annotations
 
-import enum
 import os
 import signal
 import time
@@ -28,17 +27,7 @@ from .host import HOST, Host
 from .logs import Logger
 from .settings import Settings
 from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, accepting
-
-
-class State(enum.Enum):
-    INITIALIZING = "INITIALIZING"
-    VALIDATING = "VALIDATING"
-    STARTING_HEALTH = "STARTING_HEALTH"
-    STARTING_SQUID = "STARTING_SQUID"
-    RUNNING = "RUNNING"
-    SHUTTING_DOWN = "SHUTTING_DOWN"
-    ERROR = "ERROR"
-    EXITED = "EXITED"
+from .states import State
 
 
 S = State
@@ -346,25 +335,24 @@ class Supervisor:
         if self.scratch_dir is not None:
             return
         config = self.config
-        state = {
-            "state": self.state.value,
-            "ready": self.ready,
-            "reason": self.reason,
-            "supervisor_pid": os.getpid(),
-            "squid_pid": self.squid.pid if self.squid and self.squid.running else None,
-            "health_pid": self.health.pid if self.health and self.health.running else None,
-            "health_restarts": self.health_restarts,
-            "squid_kid_restarts": self.kid_restarts,
-            "started_at": self.started_at,
-            "state_since": self.state_since,
-            "squid_port": self.squid_port,
-            "config": config.path if config else None,
-            "cache_dirs": [c.path for c in config.cache_dirs] if config else [],
-            "version": __version__,
-            "squid_version": None,
-        }
+        record = statefile.Published(
+            state=self.state,
+            ready=self.ready,
+            reason=self.reason,
+            supervisor_pid=os.getpid(),
+            squid_pid=self.squid.pid if self.squid and self.squid.running else None,
+            health_pid=self.health.pid if self.health and self.health.running else None,
+            health_restarts=self.health_restarts,
+            squid_kid_restarts=self.kid_restarts,
+            started_at=self.started_at,
+            state_since=self.state_since,
+            squid_port=self.squid_port,
+            config=config.path if config else None,
+            cache_dirs=tuple(c.path for c in config.cache_dirs) if config else (),
+            version=__version__,
+        )
         try:
-            statefile.publish(self.settings.state_file, state)
+            statefile.publish(self.settings.state_file, record)
         except OSError:
             if self.state not in (State.INITIALIZING, State.VALIDATING, State.ERROR, State.EXITED):
                 self.log.warning(f"Cannot write {self.settings.state_file}; /ready and /status "

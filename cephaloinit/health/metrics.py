@@ -13,7 +13,8 @@ import math
 from typing import NamedTuple
 
 from .. import procfs, squid
-from .checks import STATES, valid_port
+from ..statefile import Published
+from ..states import State
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -135,66 +136,77 @@ class SquidSample(NamedTuple):
     connections: int | None
 
 
-def families(state: dict | None, now: float, squid_up: bool, sample: SquidSample | None,
+def families(state: Published | None, now: float, squid_up: bool, sample: SquidSample | None,
              health: dict[str, float]) -> list[Family]:
     """Every metric family, in a stable order."""
-    current = state.get("state") if state else None
+    return [*supervisor_families(state or Published(state=None), now),
+            *health_families(health),
+            *squid_families(squid_up, sample)]
+
+
+def supervisor_families(state: Published, now: float) -> list[Family]:
+    """What the supervisor published; a family whose value is unknown is left out."""
+    current = Family("cephaloproxy_state", "gauge",
+                     "Supervisor state: 1 for the current state, 0 for the others.")
+    for name in State:
+        current.add(1 if name is state.state else 0, state=name.value)
     out = [
-        Family("cephaloproxy_state", "gauge",
-               "Supervisor state: 1 for the current state, 0 for the others."),
+        current,
+        Family("cephaloproxy_build_info", "gauge",
+               "Versions of cephaloinit and Squid; the value is always 1.")
+        .add(1, version=state.version or "", squid_version=state.squid_version or ""),
+        Family("cephaloproxy_ready", "gauge",
+               "1 while the supervisor reports RUNNING and ready (not reloading or draining).")
+        .add(1 if state.state is State.RUNNING and state.ready else 0),
     ]
-    for name in STATES:
-        out[0].add(1 if name == current else 0, state=name)
-    version = state.get("version") if state else None
-    squid_version = state.get("squid_version") if state else None
-    out.append(Family("cephaloproxy_build_info", "gauge",
-                      "Versions of cephaloinit and Squid; the value is always 1.")
-               .add(1, version=str(version or ""), squid_version=str(squid_version or "")))
-    out.append(Family("cephaloproxy_ready", "gauge",
-                      "1 while the supervisor reports RUNNING and ready (not reloading or draining).")
-               .add(1 if current == "RUNNING" and state.get("ready") is True else 0))
-    started = state.get("started_at") if state else None
-    if isinstance(started, (int, float)) and not isinstance(started, bool):
+    if state.started_at is not None:
         out.append(Family("cephaloproxy_start_time_seconds", "gauge",
                           "Start time of the supervisor, seconds since the Unix epoch.")
-                   .add(float(started)))
+                   .add(state.started_at))
         out.append(Family("cephaloproxy_uptime_seconds", "gauge",
-                          "Seconds since the supervisor started.")
-                   .add(round(max(0.0, now - started), 3)))
-    restarts = state.get("health_restarts") if state else None
-    if isinstance(restarts, int) and not isinstance(restarts, bool):
+                          "Seconds since the supervisor started.").add(state.uptime(now)))
+    if state.health_restarts is not None:
         out.append(Family("cephaloproxy_health_restarts_total", "counter",
-                          "Times the supervisor restarted the health server.").add(restarts))
-    kid_restarts = state.get("squid_kid_restarts") if state else None
-    if isinstance(kid_restarts, int) and not isinstance(kid_restarts, bool):
+                          "Times the supervisor restarted the health server.")
+                   .add(state.health_restarts))
+    if state.squid_kid_restarts is not None:
         out.append(Family("cephaloproxy_squid_kid_restarts_total", "counter",
                           "Times Squid's master restarted one of its SMP kids (workers > 1).")
-                   .add(kid_restarts))
-    out.append(Family("cephaloproxy_health_requests_total", "counter",
-                      "Requests answered by this health server process, by status code."))
+                   .add(state.squid_kid_restarts))
+    return out
+
+
+def health_families(health: dict[str, float]) -> list[Family]:
+    """This health server process's own figures."""
+    requests = Family("cephaloproxy_health_requests_total", "counter",
+                      "Requests answered by this health server process, by status code.")
     for code, count in sorted(health.get("requests", {}).items()):
-        out[-1].add(count, code=str(code))
-    out.append(Family("cephaloproxy_health_connections", "gauge",
-                      "Connections open to this health server.").add(health.get("connections", 0)))
-    out.append(Family("cephaloproxy_health_connections_evicted_total", "counter",
-                      "Connections closed early because the connection limit was reached.")
-               .add(health.get("evicted", 0)))
-    out.append(Family("cephaloproxy_squid_up", "gauge",
-                      "1 while the Squid process published by the supervisor is alive.")
-               .add(1 if squid_up else 0))
+        requests.add(count, code=str(code))
+    return [
+        requests,
+        Family("cephaloproxy_health_connections", "gauge",
+               "Connections open to this health server.").add(health.get("connections", 0)),
+        Family("cephaloproxy_health_connections_evicted_total", "counter",
+               "Connections closed early because the connection limit was reached.")
+        .add(health.get("evicted", 0)),
+    ]
+
+
+def squid_families(squid_up: bool, sample: SquidSample | None) -> list[Family]:
+    """Squid's process, its connections, and what its cache manager answered."""
     reached = sample is not None and sample.counters is not None
-    out.append(Family("cephaloproxy_squid_cachemgr_up", "gauge",
-                      "1 when Squid's cache manager answered the last fetch.").add(1 if reached else 0))
+    out = [
+        Family("cephaloproxy_squid_up", "gauge",
+               "1 while the Squid process published by the supervisor is alive.")
+        .add(1 if squid_up else 0),
+        Family("cephaloproxy_squid_cachemgr_up", "gauge",
+               "1 when Squid's cache manager answered the last fetch.").add(1 if reached else 0),
+    ]
     if sample is not None and sample.connections is not None:
         out.append(Family("cephaloproxy_squid_client_connections", "gauge",
                           "Established TCP connections to Squid's port.").add(sample.connections))
     if reached:
         for key, (name, text, scale) in SQUID_COUNTERS.items():
             if key in sample.counters:
-                value = sample.counters[key] * scale
-                out.append(Family(name, "counter", text).add(value))
+                out.append(Family(name, "counter", text).add(sample.counters[key] * scale))
     return out
-
-
-def squid_port(state: dict | None) -> int | None:
-    return valid_port(state.get("squid_port")) if state else None

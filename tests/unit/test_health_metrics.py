@@ -3,12 +3,13 @@ and the parsers of Squid's counters page and of /proc/net/tcp."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
 import pytest
 
-from cephaloinit import procfs, squid
+from cephaloinit import procfs, squid, statefile
 from cephaloinit.health import metrics
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -123,7 +124,8 @@ aborted_requests = 2
 
 
 def render(state=STATE, squid_up=True, sample=None, health=None):
-    text = metrics.render(metrics.families(state, 1100.0, squid_up, sample,
+    published = statefile.from_json(json.dumps(state)) if state is not None else None
+    text = metrics.render(metrics.families(published, 1100.0, squid_up, sample,
                                            health or {"requests": {200: 5, 503: 1}, "connections": 3}))
     return text, parse_exposition(text)
 

@@ -3,6 +3,7 @@ the state supplied by the test. Every status code the server sends, and its limi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -10,7 +11,8 @@ import time
 
 import pytest
 
-from cephaloinit.health import http, outbound, server
+from cephaloinit import statefile
+from cephaloinit.health import connections, http, outbound, server
 from cephaloinit.logs import Logger
 from cephaloinit.loop import Loop
 from cephaloinit.settings import Settings
@@ -22,8 +24,12 @@ class Harness:
         self.loop = Loop(self.wakeup_r, lambda signums: None)
         self.state = state
         self.server = server.Server(Settings(health_bind="127.0.0.1", health_port=0),
-                                    Logger("ERROR"), self.loop, read_state=lambda: self.state)
+                                    Logger("ERROR"), self.loop, read_state=self.published)
         self.address = self.server.listen()
+
+    def published(self):
+        """The test's state as the server reads it: through the state file's parser."""
+        return None if self.state is None else statefile.from_json(json.dumps(self.state))
 
     def pump(self, until, timeout=5.0):
         """Run the server's loop until ``until()`` is true (never blocks long)."""
@@ -146,6 +152,21 @@ def test_health_and_ready_503_without_state(harness):
     assert harness.get("/ready")[::2] == (503, b"no supervisor state published yet\n")
 
 
+@pytest.mark.parametrize("data, reason", [
+    (b"[1]", b"state file does not hold a JSON object"),
+    (b"{not json", b"state file is not valid JSON"),
+    (b'{"state": "RUNNING", "supervisor_pid": -1, "squid_pid": 0}', b"supervisor PID not published"),
+])
+def test_a_broken_state_file_is_a_503_on_every_check_and_200_elsewhere(harness, data, reason):
+    harness.server.read_state = lambda: statefile.from_json(data)
+    assert harness.get("/health")[::2] == (503, reason + b"\n")
+    assert harness.get("/ready")[::2] == (503, reason + b"\n")
+    status, _, body = harness.get("/status")
+    assert status == 200 and json.loads(body)["squid_pid"] is None
+    status, _, body = harness.get("/metrics")
+    assert status == 200 and b"\ncephaloproxy_ready 0\n" in body
+
+
 def test_ready_503_during_reload(harness):
     harness.state["ready"] = False
     harness.state["reason"] = "reloading the configuration"
@@ -250,7 +271,7 @@ def test_handler_bug_is_a_500_not_a_crash(harness):
 
     harness.server.read_state = broken
     assert harness.get("/health")[0] == 500
-    harness.server.read_state = lambda: harness.state
+    harness.server.read_state = harness.published
     assert harness.get("/health")[0] == 200
 
 
@@ -310,14 +331,14 @@ def test_connection_closed_when_the_client_closes_after_the_answer(harness):
 
 
 def test_silent_connection_is_closed_after_the_request_timeout(harness, monkeypatch):
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 0.05)
+    monkeypatch.setattr(connections, "REQUEST_TIMEOUT", 0.05)
     client = harness.connect()
     assert harness.read_all(client) == b""
     client.close()
 
 
 def test_partial_request_gets_408_at_the_timeout(harness, monkeypatch):
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 0.05)
+    monkeypatch.setattr(connections, "REQUEST_TIMEOUT", 0.05)
     client = harness.connect()
     client.sendall(b"GET /hea")
     assert split(harness.read_all(client))[0] == 408
@@ -325,7 +346,7 @@ def test_partial_request_gets_408_at_the_timeout(harness, monkeypatch):
 
 
 def test_at_the_limit_the_oldest_connection_is_closed(harness, monkeypatch):
-    monkeypatch.setattr(server, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS", 4)
     idle = [harness.connect() for _ in range(4)]
     harness.pump(lambda: len(harness.server.connections) == 4)
     status = harness.get("/health")[0]
@@ -337,7 +358,7 @@ def test_at_the_limit_the_oldest_connection_is_closed(harness, monkeypatch):
 
 
 def test_lingering_discards_a_flood_and_closes(harness, monkeypatch):
-    monkeypatch.setattr(server, "LINGER_MAX", 1000)
+    monkeypatch.setattr(connections, "LINGER_MAX", 1000)
     client = harness.connect()
     client.sendall(b"GET /health HTTP/1.0\r\n\r\n" + b"x" * 5000)
     harness.pump(lambda: not harness.server.connections)
@@ -355,7 +376,7 @@ def test_slow_reader_gets_the_whole_answer(harness, monkeypatch):
     client.sendall(b"GET /health HTTP/1.0\r\n\r\n")
     harness.loop.run_once()
     connection = next(iter(harness.server.connections.values()))
-    assert connection.phase == server.WRITING  # the kernel buffers are full
+    assert connection.phase == connections.WRITING  # the kernel buffers are full
     assert harness.read_all(client) == payload
     client.close()
 

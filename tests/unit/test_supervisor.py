@@ -1,8 +1,8 @@
+import json
 import os
 
 import pytest
 
-from cephaloinit import statefile
 from cephaloinit.logs import Logger
 from cephaloinit.settings import Settings
 from cephaloinit.supervisor import TRANSITIONS, State, Supervisor
@@ -52,7 +52,8 @@ def test_a_transition_outside_the_table_is_refused(supervisor):
 
 def test_each_transition_is_published_for_the_health_server(supervisor, tmp_path):
     supervisor.enter(State.VALIDATING)
-    published = statefile.read(f"{tmp_path}/cephaloinit.state")
+    with open(f"{tmp_path}/cephaloinit.state") as file:
+        published = json.load(file)  # the file itself, as any reader finds it
     assert published["state"] == "VALIDATING"
     assert published["ready"] is False
     assert published["supervisor_pid"] == os.getpid()
