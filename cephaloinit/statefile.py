@@ -13,6 +13,7 @@ versions only.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -44,6 +45,9 @@ class Published(NamedTuple):
     started_at: float | None = None  # epoch seconds
     state_since: float | None = None  # epoch seconds
     squid_port: int | None = None  # the first http_port, for readiness
+    ports: tuple[int, ...] = ()  # every port Squid listens on
+    cachemgr_host: str | None = None  # where /metrics asks Squid's cache manager: an IP address
+    cachemgr_port: int | None = None
     config: str | None = None  # the configuration the user gave (mounted or the default)
     cache_dirs: tuple[str, ...] | None = ()  # None: published, but not as a list of paths
     version: str | None = None  # cephaloinit's
@@ -60,6 +64,7 @@ class Published(NamedTuple):
         document["state"] = self.state.value if self.state is not None else None
         if self.cache_dirs is not None:
             document["cache_dirs"] = list(self.cache_dirs)
+        document["ports"] = list(self.ports)
         return json.dumps(document, sort_keys=True)
 
 
@@ -115,6 +120,9 @@ def from_json(data: str | bytes) -> Published:
         started_at=_time(document.get("started_at")),
         state_since=_time(document.get("state_since")),
         squid_port=port(document.get("squid_port")),
+        ports=_ports(document.get("ports")),
+        cachemgr_host=_address(document.get("cachemgr_host")),
+        cachemgr_port=port(document.get("cachemgr_port")),
         config=_path(document.get("config")),
         cache_dirs=_paths(document.get("cache_dirs")),
         version=_text(document.get("version")),
@@ -135,6 +143,23 @@ def _pid(value: object) -> int | None:
 
 def port(value: object) -> int | None:
     return value if _integer(value) and 1 <= value <= 65535 else None
+
+
+def _ports(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        return ()
+    ports = tuple(port(item) for item in value)
+    return () if None in ports else ports
+
+
+def _address(value: object) -> str | None:
+    """An IP address literal: connecting to it needs no name lookup."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 def _count(value: object) -> int | None:

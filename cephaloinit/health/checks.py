@@ -124,4 +124,5 @@ def status_document(state: Published | None, now: float, health_pid: int) -> dic
         "squid_version": state.squid_version,
         "config": state.config,
         "squid_port": state.squid_port,
+        "ports": list(state.ports),
     }

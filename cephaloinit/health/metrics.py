@@ -1,20 +1,21 @@
 """/metrics: the Prometheus text exposition format, version 0.0.4.
 
-Three sources: the supervisor's published state, Squid's cache manager
-(``/squid-internal-mgr/counters``, fetched by the server without blocking), and
-/proc/net/tcp{,6} for Squid's established client connections. Names follow
-Prometheus conventions: a ``cephaloproxy_`` prefix, base units (Squid counts
-KiB; we export bytes), ``_total`` on counters.
+Three sources: the supervisor's published state, Squid's cache manager (its
+``counters`` and ``info`` pages, fetched by the server without blocking and
+parsed by ``cachemgr``), and /proc/net/tcp{,6} for Squid's established
+client connections. Names follow Prometheus conventions: a ``cephaloproxy_``
+prefix, base units (Squid counts KiB and percent; we export bytes and ratios
+0-1), ``_total`` on counters. docs/health.md lists every metric and its source.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from .. import procfs, squid
 from ..statefile import Published
 from ..states import State
+from .cachemgr import Info, SquidSample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -100,40 +101,11 @@ def render(families: list[Family]) -> str:
     return "\n".join(out) + "\n"
 
 
-def parse_counters(text: str) -> dict[str, float]:
-    """Squid's ``counters`` page: ``key = value`` lines, value first token numeric.
-
-    ``sample_time = 1795784382.900985 (Fri, 27 Nov ...)`` keeps its number;
-    anything that is not a number is skipped, as is a line without " = ".
-    """
-    counters: dict[str, float] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(" = ")
-        key = key.strip()
-        if not sep or not key or " " in key:
-            continue
-        first = value.split(None, 1)[0] if value.strip() else ""
-        try:
-            number = float(first)
-        except ValueError:
-            continue
-        if math.isfinite(number):
-            counters[key] = number
-    return counters
-
-
-def squid_client_connections(port: int, proc: str = procfs.PROC) -> int | None:
+def squid_client_connections(ports: tuple[int, ...], proc: str = procfs.PROC) -> int | None:
     """Clients connected to Squid now, from our network namespace's socket
     tables (the health server shares Squid's); None when /proc cannot be read."""
     sockets = procfs.tcp_sockets(proc)
-    return None if sockets is None else squid.count_established(sockets, (port,))
-
-
-class SquidSample(NamedTuple):
-    """What one visit to the cache manager found (shared by concurrent scrapes)."""
-    counters: dict[str, float] | None  # None: the cache manager was not reached
-    error: str
-    connections: int | None
+    return None if sockets is None else squid.count_established(sockets, ports)
 
 
 def families(state: Published | None, now: float, squid_up: bool, sample: SquidSample | None,
@@ -209,4 +181,32 @@ def squid_families(squid_up: bool, sample: SquidSample | None) -> list[Family]:
         for key, (name, text, scale) in SQUID_COUNTERS.items():
             if key in sample.counters:
                 out.append(Family(name, "counter", text).add(sample.counters[key] * scale))
+        if sample.info is not None:
+            out.extend(info_families(sample.info))
+    return out
+
+
+def info_families(info: Info) -> list[Family]:
+    """Descriptors, hit ratios and median service times: Squid's info page."""
+    out = []
+    if info.fds_open is not None:
+        out.append(Family("cephaloproxy_squid_open_fds", "gauge",
+                          "File descriptors Squid has open.").add(info.fds_open))
+    if info.fds_max is not None:
+        out.append(Family("cephaloproxy_squid_max_fds", "gauge",
+                          "File descriptors Squid may open (max_filedescriptors).").add(info.fds_max))
+    if info.hit_ratios:
+        ratios = Family("cephaloproxy_squid_hit_ratio", "gauge",
+                        "Share of requests (or of bytes sent) answered from the cache, "
+                        "over the last 5 or 60 minutes, 0 to 1.")
+        for (kind, window), ratio in sorted(info.hit_ratios.items()):
+            ratios.add(ratio, type=kind, window=window)
+        out.append(ratios)
+    if info.medians:
+        medians = Family("cephaloproxy_squid_median_service_time_seconds", "gauge",
+                         "Median service time over the last 5 or 60 minutes: all HTTP "
+                         "requests, cache hits, cache misses, DNS lookups.")
+        for (kind, window), seconds in sorted(info.medians.items()):
+            medians.add(seconds, type=kind, window=window)
+        out.append(medians)
     return out

@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .. import signals, squid, statefile
 from ..errors import EXIT_OK, Fatal
@@ -23,13 +23,18 @@ from ..logs import Logger
 from ..loop import Loop
 from ..settings import Settings
 from ..statefile import Published
-from . import checks, metrics, outbound
+from . import cachemgr, checks, metrics, outbound
 from .connections import Connection, HttpServer, describe_address
 
-CACHEMGR_TIMEOUT = 2.0
+CACHEMGR_TIMEOUT = 2.0    # for each of the two pages
 CACHEMGR_TTL = 1.0        # seconds a cache-manager sample is reused
-CACHEMGR_PATH = "/squid-internal-mgr/counters"
-SQUID_HOST = "127.0.0.1"
+
+
+class CacheManager(NamedTuple):
+    """Where to ask Squid's cache manager, as the supervisor published it."""
+    host: str | None
+    port: int | None
+    ports: tuple[int, ...]  # Squid's ports, for its client connections
 
 
 class Server(HttpServer):
@@ -67,12 +72,13 @@ class Server(HttpServer):
 
     def handle_metrics(self, conn: Connection) -> None:
         state = self.read_state()
-        if state is not None and state.squid_port is not None and self._squid_up(state):
-            self.cachemgr.get(state.squid_port, lambda sample: self._send_metrics(conn, sample))
+        if state is not None and self._squid_up(state):
+            where = CacheManager(state.cachemgr_host, state.cachemgr_port, state.ports)
+            self.cachemgr.get(where, lambda sample: self._send_metrics(conn, sample))
         else:
             self._send_metrics(conn, None)
 
-    def _send_metrics(self, conn: Connection, sample: metrics.SquidSample | None) -> None:
+    def _send_metrics(self, conn: Connection, sample: cachemgr.SquidSample | None) -> None:
         state = self.read_state()  # again: the cache manager may have taken a while
         health = {"requests": self.requests, "connections": len(self.connections),
                   "evicted": self.evicted}
@@ -90,29 +96,54 @@ class Server(HttpServer):
             and checks.process_alive(state.squid_pid)
 
     # -- work shared between requests -----------------------------------------
-    def _start_cachemgr_fetch(self, port: int, done: Callable[[metrics.SquidSample], None]) -> None:
-        def fetched(status: int | None, body: bytes, error: str) -> None:
-            counters = None
+    def _start_cachemgr_fetch(self, where: CacheManager,
+                              done: Callable[[cachemgr.SquidSample], None]) -> None:
+        """The counters page, then the info page; one sample from both."""
+        if where.host is None or where.port is None:
+            self._sampled(where, None, None, "no plain http_port to ask it on", done)
+            return
+
+        def got_info(status: int | None, body: bytes, error: str) -> None:
+            info = cachemgr.parse_info(body.decode("utf-8", "replace")) if status == 200 else None
+            self._sampled(where, counters, info, "", done)
+
+        def got_counters(status: int | None, body: bytes, error: str) -> None:
+            nonlocal counters
             if status == 200:
-                counters = metrics.parse_counters(body.decode("utf-8", "replace")) or None
-                if counters is None:
-                    error = "no counters in the answer"
+                counters = cachemgr.parse_counters(body.decode("utf-8", "replace")) or None
+                error = "" if counters else "no counters in the answer"
             elif status is not None:
                 error = f"HTTP status {status}"
-            self._note_cachemgr(counters is not None, port, error)
-            done(metrics.SquidSample(counters, error, metrics.squid_client_connections(port)))
+            if counters is None:
+                self._sampled(where, None, None, error, done)
+            else:
+                self._get(where, cachemgr.INFO_PATH, got_info)
 
-        outbound.http_get(self.loop, SQUID_HOST, port, CACHEMGR_PATH, CACHEMGR_TIMEOUT, fetched)
+        counters: dict[str, float] | None = None
+        self._get(where, cachemgr.COUNTERS_PATH, got_counters)
 
-    def _note_cachemgr(self, up: bool, port: int, error: str) -> None:
+    def _get(self, where: CacheManager, path: str, done: Callable[[int | None, bytes, str], None]) -> None:
+        outbound.http_get(self.loop, where.host, where.port, path, CACHEMGR_TIMEOUT, done)
+
+    def _sampled(self, where: CacheManager, counters: dict[str, float] | None,
+                 info: cachemgr.Info | None, error: str,
+                 done: Callable[[cachemgr.SquidSample], None]) -> None:
+        self._note_cachemgr(counters is not None, where, error)
+        connections = metrics.squid_client_connections(where.ports) if where.ports else None
+        done(cachemgr.SquidSample(counters, error, connections, info))
+
+    def _note_cachemgr(self, up: bool, where: CacheManager, error: str) -> None:
         """Log when the cache manager becomes unreachable or reachable, not on every scrape."""
         if up == self.cachemgr_up:
             return
-        where = f"http://{describe_address(SQUID_HOST, port)}{CACHEMGR_PATH}"
-        if up:
-            self.log.debug(f"Health server: Squid cache manager reachable at {where}")
+        if where.host is None or where.port is None:
+            place = "anywhere"
         else:
-            self.log.warning(f"Squid cache manager not reachable at {where}: {error}; "
+            place = f"http://{describe_address(where.host, where.port)}{cachemgr.COUNTERS_PATH}"
+        if up:
+            self.log.debug(f"Health server: Squid cache manager reachable at {place}")
+        else:
+            self.log.warning(f"Squid cache manager not reachable at {place}: {error}; "
                              "/metrics carries the supervisor's metrics only")
         self.cachemgr_up = up
 

@@ -202,6 +202,7 @@ def published_state(run_dir: str, squid_port: int) -> dict:
         "state": "RUNNING", "ready": True, "reason": "", "supervisor_pid": os.getpid(),
         "squid_pid": os.getpid(), "health_pid": None, "health_restarts": 0,
         "started_at": time.time() - 60, "state_since": time.time(), "squid_port": squid_port,
+        "ports": [squid_port], "cachemgr_host": "127.0.0.1", "cachemgr_port": squid_port,
         "config": config, "cache_dirs": [run_dir], "version": "0.1.0", "squid_version": "5.7",
     }
 

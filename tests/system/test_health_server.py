@@ -175,6 +175,11 @@ def state(squid: FakeSquid, tmp_path, **changes) -> dict:
         "config": str(conf), "cache_dirs": [str(cache)], "version": "0.1.0", "squid_version": "5.7",
     }
     published.update(changes)
+    # The supervisor publishes where to ask the cache manager: Squid's port on loopback.
+    if isinstance(published.get("squid_port"), int):
+        published.setdefault("ports", [published["squid_port"]])
+        published.setdefault("cachemgr_host", "127.0.0.1")
+        published.setdefault("cachemgr_port", published["squid_port"])
     return published
 
 

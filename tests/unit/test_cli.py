@@ -53,7 +53,7 @@ def test_status_prints_the_published_state(tmp_path):
         "state": "RUNNING", "ready": False, "reason": "", "supervisor_pid": None, "squid_pid": 7,
         "health_pid": None, "health_restarts": None, "started_at": None, "state_since": None,
         "uptime_seconds": None, "version": None, "squid_version": None, "config": None,
-        "squid_port": None}
+        "squid_port": None, "ports": []}
 
 
 def test_status_without_a_state_names_the_file(tmp_path):

@@ -117,6 +117,7 @@ def running(tmp_path, squid_port):
         "state": "RUNNING", "ready": True, "reason": "", "supervisor_pid": os.getpid(),
         "squid_pid": os.getpid(), "health_pid": None, "health_restarts": 0,
         "started_at": time.time() - 60, "state_since": time.time(), "squid_port": squid_port,
+        "ports": [squid_port], "cachemgr_host": "127.0.0.1", "cachemgr_port": squid_port,
         "config": str(conf), "cache_dirs": [str(tmp_path)], "version": "0.1.0", "squid_version": "5.7",
     }
 
@@ -238,7 +239,7 @@ class FakeCacheManager:
 def test_metrics_with_cachemgr_and_shared_fetch(harness):
     fake = FakeCacheManager(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                             b"client_http.requests = 41\nclient_http.kbytes_out = 2\n")
-    harness.state["squid_port"] = fake.port
+    harness.state["squid_port"] = harness.state["cachemgr_port"] = fake.port
     harness.server.cachemgr.ttl = 60  # however slow this machine, "again" is within the TTL
     try:
         clients = [harness.connect() for _ in range(3)]
@@ -252,12 +253,12 @@ def test_metrics_with_cachemgr_and_shared_fetch(harness):
         assert b"\ncephaloproxy_squid_cachemgr_up 1\n" in body
         assert b"\ncephaloproxy_squid_client_http_requests_total 41\n" in body
         assert b"\ncephaloproxy_squid_client_http_sent_bytes_total 2048\n" in body
-    assert fake.paths == ["/squid-internal-mgr/counters"]
+    assert fake.paths == ["/squid-internal-mgr/counters", "/squid-internal-mgr/info"]  # once
 
 
 def test_cachemgr_denied_counts_as_down(harness):
     fake = FakeCacheManager(b"HTTP/1.1 403 Forbidden\r\n\r\n<html>Access Denied</html>")
-    harness.state["squid_port"] = fake.port
+    harness.state["squid_port"] = harness.state["cachemgr_port"] = fake.port
     try:
         body = harness.get("/metrics")[2]
     finally:

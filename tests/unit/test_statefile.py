@@ -15,8 +15,8 @@ from cephaloinit.states import State
 RUNNING = Published(
     state=State.RUNNING, ready=True, reason="", supervisor_pid=1, squid_pid=20, health_pid=21,
     health_restarts=2, squid_kid_restarts=1, started_at=1000.5, state_since=1001.0, squid_port=3128,
-    config="/etc/squid/squid.conf", cache_dirs=("/var/spool/squid",), version="1.0",
-    squid_version="6.13",
+    config="/etc/squid/squid.conf", cache_dirs=("/var/spool/squid",), ports=(3128, 3129),
+    cachemgr_host="::1", cachemgr_port=3128, version="1.0", squid_version="6.13",
 )
 
 
@@ -179,3 +179,20 @@ def test_a_file_over_the_limit_is_not_read_whole(tmp_path):
         file.write('{"state": "RUNNING", "padding": "' + "x" * (10 * statefile.MAX_FILE_BYTES) + '"}')
     read = statefile.read(path)
     assert read.state is None and "larger than" in read.reason
+
+
+@pytest.mark.parametrize("value", [3128, "3128", [0], [3128, "x"], [1] * 65, {"a": 1}])
+def test_ports_that_are_not_a_list_of_ports_are_empty(value):
+    assert parsed(ports=value).ports == ()
+
+
+@pytest.mark.parametrize("value", ["localhost", "example.com", "127.0.0.1:3128", "", 127, "1" * 100,
+                                   "[::1]"])
+def test_the_cache_manager_host_must_be_an_ip_address(value):
+    """It is connected to: a name would need a lookup, which would block."""
+    assert parsed(cachemgr_host=value).cachemgr_host is None
+
+
+def test_ip_addresses_are_read_in_their_usual_form():
+    assert parsed(cachemgr_host="127.0.0.1").cachemgr_host == "127.0.0.1"
+    assert parsed(cachemgr_host="0:0:0:0:0:0:0:1").cachemgr_host == "::1"
