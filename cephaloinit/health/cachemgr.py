@@ -96,10 +96,10 @@ _MEDIAN_HEADER = "Median Service Times"
 
 class Info(NamedTuple):
     """What the info page says, in base units; a figure not found is absent."""
-    fds_max: float | None = None
-    fds_open: float | None = None
-    hit_ratios: dict[tuple[str, str], float] = {}  # (requests|bytes, 5m|60m) -> 0..1
-    medians: dict[tuple[str, str], float] = {}  # (all|hits|misses|dns, 5m|60m) -> seconds
+    fds_max: float | None
+    fds_open: float | None
+    hit_ratios: dict[tuple[str, str], float]  # (requests|bytes, 5m|60m) -> 0..1
+    medians: dict[tuple[str, str], float]  # (all|hits|misses|dns, 5m|60m) -> seconds
 
 
 def _numbers(text: str) -> list[float]:
@@ -117,7 +117,7 @@ def _numbers(text: str) -> list[float]:
 def parse_info(text: str) -> Info | None:
     """Squid's ``info`` page; None when none of its figures is there (an
     error page, an unknown Squid)."""
-    info = Info(hit_ratios={}, medians={})
+    info = Info(None, None, {}, {})
     section = ""
     for line in text.splitlines():
         if not line.startswith(("\t", " ")):  # a section's title
@@ -126,7 +126,7 @@ def parse_info(text: str) -> Info | None:
         label, sep, value = line.strip().partition(":")
         if sep:
             info = _read_figure(info, section, label, value)
-    if info == Info(hit_ratios={}, medians={}):
+    if info == Info(None, None, {}, {}):
         return None
     return info
 

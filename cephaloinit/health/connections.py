@@ -58,9 +58,9 @@ def describe_address(host: str, port: int) -> str:
 
 
 class HttpServer:
-    """One listening socket and its connections; ``routes`` says what to answer."""
+    """One listening socket and its connections; ``routes`` (path -> handler),
+    filled in by a subclass, says what to answer."""
 
-    routes: dict[str, Callable[[Connection], None]] = {}
     not_found = b"not found\n"
 
     def __init__(self, settings: Settings, log: Logger, loop: Loop):
@@ -72,6 +72,7 @@ class HttpServer:
         self.requests: dict[int, int] = {}  # status code -> responses sent
         self.evicted = 0
         self.sweep: Timer | None = None  # the one timer for every connection deadline
+        self.routes: dict[str, Callable[[Connection], None]] = {}
 
     # -- listening ---------------------------------------------------------
     def listen(self) -> tuple:

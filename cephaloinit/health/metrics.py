@@ -196,17 +196,19 @@ def info_families(info: Info) -> list[Family]:
         out.append(Family("cephaloproxy_squid_max_fds", "gauge",
                           "File descriptors Squid may open (max_filedescriptors).").add(info.fds_max))
     if info.hit_ratios:
-        ratios = Family("cephaloproxy_squid_hit_ratio", "gauge",
-                        "Share of requests (or of bytes sent) answered from the cache, "
-                        "over the last 5 or 60 minutes, 0 to 1.")
-        for (kind, window), ratio in sorted(info.hit_ratios.items()):
-            ratios.add(ratio, type=kind, window=window)
-        out.append(ratios)
+        out.append(_by_type_and_window(
+            "cephaloproxy_squid_hit_ratio", "Share of requests (or of bytes sent) answered "
+            "from the cache, over the last 5 or 60 minutes, 0 to 1.", info.hit_ratios))
     if info.medians:
-        medians = Family("cephaloproxy_squid_median_service_time_seconds", "gauge",
-                         "Median service time over the last 5 or 60 minutes: all HTTP "
-                         "requests, cache hits, cache misses, DNS lookups.")
-        for (kind, window), seconds in sorted(info.medians.items()):
-            medians.add(seconds, type=kind, window=window)
-        out.append(medians)
+        out.append(_by_type_and_window(
+            "cephaloproxy_squid_median_service_time_seconds", "Median service time over the "
+            "last 5 or 60 minutes: all HTTP requests, cache hits, cache misses, DNS lookups.",
+            info.medians))
     return out
+
+
+def _by_type_and_window(name: str, text: str, values: dict[tuple[str, str], float]) -> Family:
+    family = Family(name, "gauge", text)
+    for (kind, window), value in sorted(values.items()):
+        family.add(value, type=kind, window=window)
+    return family
