@@ -6,10 +6,15 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import TYPE_CHECKING
 
 from . import procfs, smp
 from .errors import Fatal
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .logs import Logger
+    from .validators import RunHelper
 
 
 def render_default_config(template: str, settings: Settings) -> str:
@@ -88,7 +93,7 @@ def parse_version(output: list[str]) -> str:
     return ""
 
 
-def version(run_helper, settings: Settings, log) -> str:
+def version(run_helper: RunHelper, settings: Settings, log: Logger) -> str:
     """Squid's version, from ``squid -v`` (about 15 ms), for /metrics and
     /status. Failing to learn it is no reason not to run: one warning, ""."""
     try:
