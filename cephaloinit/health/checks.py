@@ -117,6 +117,7 @@ def status_document(state: Published | None, now: float, health_pid: int) -> dic
         "squid_pid": state.squid_pid,
         "health_pid": health_pid,
         "health_restarts": state.health_restarts,
+        "squid_kid_restarts": state.squid_kid_restarts,
         "started_at": state.started_at,
         "state_since": state.state_since,
         "uptime_seconds": state.uptime(now),

@@ -112,7 +112,7 @@ for path in sys.argv[1:]:
     assert status["supervisor_pid"] == 1 and status["squid_pid"] > 1 and status["health_pid"] > 1, status
     assert status["config"] == "/usr/share/cephaloproxy/squid.conf", status  # the image default
     assert status["ports"] == [3128] and status["squid_port"] == 3128, status
-    assert status["health_restarts"] == 0, status
+    assert status["health_restarts"] == 0 and status["squid_kid_restarts"] == 0, status
 EOF
     [ "$status" -eq 0 ] || fail "$output"
 }

@@ -51,7 +51,8 @@ def test_status_prints_the_published_state(tmp_path):
     # What /status shows, read through the same parser: what the file lacks is null.
     assert json.loads(result.stdout) == {
         "state": "RUNNING", "ready": False, "reason": "", "supervisor_pid": None, "squid_pid": 7,
-        "health_pid": None, "health_restarts": None, "started_at": None, "state_since": None,
+        "health_pid": None, "health_restarts": None, "squid_kid_restarts": None, "started_at": None,
+        "state_since": None,
         "uptime_seconds": None, "version": None, "squid_version": None, "config": None,
         "squid_port": None, "ports": []}
 
