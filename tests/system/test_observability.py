@@ -146,3 +146,20 @@ def test_a_failing_squid_v_costs_one_warning_and_an_empty_label(run, proxy):
     assert json.loads(health_get(proxy, "/status"))["squid_version"] is None
     found = samples(proxy)
     assert found[("cephaloproxy_build_info", ("version", found_version(found)), ("squid_version", ""))] == 1
+
+
+def test_smp_workers_lines_are_json_and_descriptors_are_summed(run, proxy):
+    """With `workers 2` Squid's kids prefix their cache.log lines (`kid1|`) and
+    the coordinator's info page sums the kids' descriptors."""
+    proxy.write_config(basic_config(proxy, "workers 2\n"))
+    init = run(env={"LOG_FORMAT": "json"})
+    init.wait_for_line("Container ready", timeout=40)
+    found = samples(proxy)
+    assert found[("cephaloproxy_squid_cachemgr_up",)] == 1
+    assert found[("cephaloproxy_squid_max_fds",)] == 2 * 1024
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=40) == 0
+    objects = [json.loads(line) for line in init.lines]  # every line, or this raises
+    starts = [o for o in objects if o.get("message", "").startswith("Starting Squid Cache version")]
+    assert len(starts) >= 2 and all(o["source"] == "squid" for o in starts)  # master and kids
+    assert not [o for o in objects if re.match(r"\d{4}/\d\d/\d\d ", o.get("message", ""))]
