@@ -35,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from cephaloinit import procfs, statefile  # noqa: E402
+from cephaloinit.states import State  # noqa: E402
 
 
 FAKE_SQUID = r"""
@@ -159,12 +160,11 @@ def main() -> int:
     config = os.path.join(run_dir, "squid.conf")
     with open(config, "w") as file:
         file.write("http_port 3128\n")
-    statefile.publish(os.path.join(run_dir, "cephaloinit.state"), {
-        "state": "RUNNING", "ready": True, "reason": "", "supervisor_pid": os.getpid(),
-        "squid_pid": squid.pid, "health_pid": None, "health_restarts": 0, "started_at": time.time(),
-        "state_since": time.time(), "squid_port": squid_port, "config": config,
-        "cache_dirs": [run_dir], "version": "bench", "squid_version": None,
-    })
+    statefile.publish(os.path.join(run_dir, "cephaloinit.state"), statefile.Published(
+        state=State.RUNNING, ready=True, supervisor_pid=os.getpid(), squid_pid=squid.pid,
+        health_restarts=0, started_at=time.time(), state_since=time.time(),
+        squid_port=squid_port, config=config, cache_dirs=(run_dir,), version="bench",
+    ))
     port = free_port()
     read_end, write_end = os.pipe()
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": REPO, "SQUID_RUN_DIR": run_dir,

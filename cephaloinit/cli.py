@@ -41,6 +41,11 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
         from .dryrun import validate_only
         from .supervisor import Supervisor
 
+        if command == "run" and settings.log_format == "json":
+            from .squidlog import Relay
+
+            logs.OUTPUT.relayed = Relay().convert  # Squid's lines become JSON too
+
         supervisor = Supervisor(wakeup_fd, settings, log)
         return supervisor.run() if command == "run" else validate_only(supervisor)
     if command == "exec":
@@ -60,16 +65,7 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
 
         return check(rest, settings)
     if command == "status":
-        from . import statefile
-
-        state = statefile.read(settings.state_file)
-        if state is None:
-            raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
-                        "with this SQUID_RUN_DIR?")
-        import json
-
-        print(json.dumps(state, indent=2, sort_keys=True))
-        return EXIT_OK
+        return status(settings)
     if command in ("--version", "version"):
         print(f"cephaloinit {__version__}")
         return EXIT_OK
@@ -77,3 +73,19 @@ def dispatch(command: str, rest: list[str], settings: Settings, log: Logger,
         print(USAGE, end="")
         return EXIT_OK
     raise Fatal(f"cephaloinit: unknown command {command!r}; run 'cephaloinit --help' for the list")
+
+
+def status(settings: Settings) -> int:
+    """`cephaloinit status`: what /status answers, from the state file."""
+    import json
+    import time
+
+    from . import statefile
+    from .health.checks import status_document
+
+    state = statefile.read(settings.state_file)
+    if state is None:
+        raise Fatal(f"No state published at {settings.state_file}: is cephaloinit running "
+                    "with this SQUID_RUN_DIR?")
+    print(json.dumps(status_document(state, time.time(), state.health_pid), indent=2, sort_keys=True))
+    return EXIT_OK

@@ -2,9 +2,11 @@
 
 Text format: ``YYYY-MM-DD HH:MM:SS [LEVEL] message``; JSON format: one object
 per line. DEBUG, INFO and WARNING go to stdout, ERROR to stderr. Every line,
-ours or relayed from a child, goes through ``write_line`` into one ordered
-queue, from the one thread there is, so two sources never interleave within a
-line and lines keep their order across stdout and stderr.
+ours or relayed from a child, goes into one ordered queue (``OUTPUT``), from
+the one thread there is, so two sources never interleave within a line and
+lines keep their order across stdout and stderr. Children's lines come in
+through ``write_line``, where ``OUTPUT.relayed`` may rewrite them first
+(``run`` with LOG_FORMAT=json turns Squid's into JSON: ``squidlog``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Output:
         self.loop: Loop | None = None
         self.watched: int | None = None
         self.on_drained: Callable[[], None] | None = None
+        # Rewrites children's lines (fd, whole lines) -> lines; None: as they are.
+        self.relayed: Callable[[int, bytes], bytes] | None = None
 
     @property
     def congested(self) -> bool:
@@ -130,6 +134,9 @@ OUTPUT = Output()
 
 
 def write_line(fd: int, line: bytes) -> None:
+    """A child's whole line(s), relayed."""
+    if OUTPUT.relayed is not None:
+        line = OUTPUT.relayed(fd, line)
     OUTPUT.write_line(fd, line)
 
 
@@ -150,7 +157,7 @@ class Logger:
     def log(self, level: str, message: str) -> None:
         if LEVELS[level] < self.threshold:
             return
-        write_line(STDERR if level == "ERROR" else STDOUT, self.format(level, message))
+        OUTPUT.write_line(STDERR if level == "ERROR" else STDOUT, self.format(level, message))
 
     def debug(self, message: str) -> None:
         self.log("DEBUG", message)

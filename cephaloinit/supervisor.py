@@ -13,7 +13,6 @@ start and restart arithmetic (healthchild.py), Squid's readiness and drain
 
 from __future__ import annotations
 
-import enum
 import os
 import signal
 import time
@@ -23,22 +22,13 @@ from . import __version__, helpers, signals, smp, squid, squidconf, statefile, v
 from .children import Child
 from .core import Core
 from .errors import EXIT_OK, Fatal
+from .health import cachemgr
 from .healthchild import CRASH_WINDOW, START_TIMEOUT, HealthChild
 from .host import HOST, Host
 from .logs import Logger
 from .settings import Settings
 from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, accepting
-
-
-class State(enum.Enum):
-    INITIALIZING = "INITIALIZING"
-    VALIDATING = "VALIDATING"
-    STARTING_HEALTH = "STARTING_HEALTH"
-    STARTING_SQUID = "STARTING_SQUID"
-    RUNNING = "RUNNING"
-    SHUTTING_DOWN = "SHUTTING_DOWN"
-    ERROR = "ERROR"
-    EXITED = "EXITED"
+from .states import State
 
 
 S = State
@@ -86,12 +76,15 @@ class Supervisor:
         self.kid_restarts = 0
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
+        self.squid_version = ""  # from `squid -v`, once validated
 
     # -- the contract ----------------------------------------------------------
     def run(self) -> int:
         try:
             self.log.info(f"CephaloProxy entrypoint starting (UID: {os.getuid()}, GID: {os.getgid()})")
             self.config = validators.put_in_place(self.validate())
+            runner = helpers.Runner(self.children, self.wait_until)
+            self.squid_version = squid.version(runner.run, self.settings, self.log)
             self.start_health()
             self.start_squid()
             self.enter(State.RUNNING)  # STARTING_SQUID -> RUNNING
@@ -345,26 +338,24 @@ class Supervisor:
         dry run publishes nothing: the state file may be a running supervisor's."""
         if self.scratch_dir is not None:
             return
-        config = self.config
-        state = {
-            "state": self.state.value,
-            "ready": self.ready,
-            "reason": self.reason,
-            "supervisor_pid": os.getpid(),
-            "squid_pid": self.squid.pid if self.squid and self.squid.running else None,
-            "health_pid": self.health.pid if self.health and self.health.running else None,
-            "health_restarts": self.health_restarts,
-            "squid_kid_restarts": self.kid_restarts,
-            "started_at": self.started_at,
-            "state_since": self.state_since,
-            "squid_port": self.squid_port,
-            "config": config.path if config else None,
-            "cache_dirs": [c.path for c in config.cache_dirs] if config else [],
-            "version": __version__,
-            "squid_version": None,
-        }
+        record = statefile.Published(
+            state=self.state,
+            ready=self.ready,
+            reason=self.reason,
+            supervisor_pid=os.getpid(),
+            squid_pid=self.squid.pid if self.squid and self.squid.running else None,
+            health_pid=self.health.pid if self.health and self.health.running else None,
+            health_restarts=self.health_restarts,
+            squid_kid_restarts=self.kid_restarts,
+            started_at=self.started_at,
+            state_since=self.state_since,
+            squid_port=self.squid_port,
+            **published_config(self.config),
+            version=__version__,
+            squid_version=self.squid_version or None,
+        )
         try:
-            statefile.publish(self.settings.state_file, state)
+            statefile.publish(self.settings.state_file, record)
         except OSError:
             if self.state not in (State.INITIALIZING, State.VALIDATING, State.ERROR, State.EXITED):
                 self.log.warning(f"Cannot write {self.settings.state_file}; /ready and /status "
@@ -374,3 +365,12 @@ class Supervisor:
         run_helper = helpers.Runner(self.children, self.wait_until).run
         return validators.Context(self.settings, run_helper, self.log, os.getuid(), os.getgid(),
                                   scratch_dir=self.scratch_dir)
+
+
+def published_config(config: squidconf.SquidConfig | None) -> dict:
+    """The state file's fields that come from the config Squid runs."""
+    if config is None:
+        return {}
+    host, port = cachemgr.address(config.directives) or (None, None)
+    return {"config": config.path, "cache_dirs": tuple(c.path for c in config.cache_dirs),
+            "ports": config.ports, "cachemgr_host": host, "cachemgr_port": port}

@@ -1,19 +1,21 @@
 """/metrics: the Prometheus text exposition format, version 0.0.4.
 
-Three sources: the supervisor's published state, Squid's cache manager
-(``/squid-internal-mgr/counters``, fetched by the server without blocking), and
-/proc/net/tcp{,6} for Squid's established client connections. Names follow
-Prometheus conventions: a ``cephaloproxy_`` prefix, base units (Squid counts
-KiB; we export bytes), ``_total`` on counters.
+Three sources: the supervisor's published state, Squid's cache manager (its
+``counters`` and ``info`` pages, fetched by the server without blocking and
+parsed by ``cachemgr``), and /proc/net/tcp{,6} for Squid's established
+client connections. Names follow Prometheus conventions: a ``cephaloproxy_``
+prefix, base units (Squid counts KiB and percent; we export bytes and ratios
+0-1), ``_total`` on counters. docs/health.md lists every metric and its source.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from .. import procfs, squid
-from .checks import STATES, valid_port
+from ..statefile import Published
+from ..states import State
+from .cachemgr import Info, SquidSample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -99,102 +101,114 @@ def render(families: list[Family]) -> str:
     return "\n".join(out) + "\n"
 
 
-def parse_counters(text: str) -> dict[str, float]:
-    """Squid's ``counters`` page: ``key = value`` lines, value first token numeric.
-
-    ``sample_time = 1795784382.900985 (Fri, 27 Nov ...)`` keeps its number;
-    anything that is not a number is skipped, as is a line without " = ".
-    """
-    counters: dict[str, float] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(" = ")
-        key = key.strip()
-        if not sep or not key or " " in key:
-            continue
-        first = value.split(None, 1)[0] if value.strip() else ""
-        try:
-            number = float(first)
-        except ValueError:
-            continue
-        if math.isfinite(number):
-            counters[key] = number
-    return counters
-
-
-def squid_client_connections(port: int, proc: str = procfs.PROC) -> int | None:
+def squid_client_connections(ports: tuple[int, ...], proc: str = procfs.PROC) -> int | None:
     """Clients connected to Squid now, from our network namespace's socket
     tables (the health server shares Squid's); None when /proc cannot be read."""
     sockets = procfs.tcp_sockets(proc)
-    return None if sockets is None else squid.count_established(sockets, (port,))
+    return None if sockets is None else squid.count_established(sockets, ports)
 
 
-class SquidSample(NamedTuple):
-    """What one visit to the cache manager found (shared by concurrent scrapes)."""
-    counters: dict[str, float] | None  # None: the cache manager was not reached
-    error: str
-    connections: int | None
-
-
-def families(state: dict | None, now: float, squid_up: bool, sample: SquidSample | None,
+def families(state: Published | None, now: float, squid_up: bool, sample: SquidSample | None,
              health: dict[str, float]) -> list[Family]:
     """Every metric family, in a stable order."""
-    current = state.get("state") if state else None
+    return [*supervisor_families(state or Published(state=None), now),
+            *health_families(health),
+            *squid_families(squid_up, sample)]
+
+
+def supervisor_families(state: Published, now: float) -> list[Family]:
+    """What the supervisor published; a family whose value is unknown is left out."""
+    current = Family("cephaloproxy_state", "gauge",
+                     "Supervisor state: 1 for the current state, 0 for the others.")
+    for name in State:
+        current.add(1 if name is state.state else 0, state=name.value)
     out = [
-        Family("cephaloproxy_state", "gauge",
-               "Supervisor state: 1 for the current state, 0 for the others."),
+        current,
+        Family("cephaloproxy_build_info", "gauge",
+               "Versions of cephaloinit and Squid; the value is always 1.")
+        .add(1, version=state.version or "", squid_version=state.squid_version or ""),
+        Family("cephaloproxy_ready", "gauge",
+               "1 while the supervisor reports RUNNING and ready (not reloading or draining).")
+        .add(1 if state.state is State.RUNNING and state.ready else 0),
     ]
-    for name in STATES:
-        out[0].add(1 if name == current else 0, state=name)
-    version = state.get("version") if state else None
-    squid_version = state.get("squid_version") if state else None
-    out.append(Family("cephaloproxy_build_info", "gauge",
-                      "Versions of cephaloinit and Squid; the value is always 1.")
-               .add(1, version=str(version or ""), squid_version=str(squid_version or "")))
-    out.append(Family("cephaloproxy_ready", "gauge",
-                      "1 while the supervisor reports RUNNING and ready (not reloading or draining).")
-               .add(1 if current == "RUNNING" and state.get("ready") is True else 0))
-    started = state.get("started_at") if state else None
-    if isinstance(started, (int, float)) and not isinstance(started, bool):
+    if state.started_at is not None:
         out.append(Family("cephaloproxy_start_time_seconds", "gauge",
                           "Start time of the supervisor, seconds since the Unix epoch.")
-                   .add(float(started)))
+                   .add(state.started_at))
         out.append(Family("cephaloproxy_uptime_seconds", "gauge",
-                          "Seconds since the supervisor started.")
-                   .add(round(max(0.0, now - started), 3)))
-    restarts = state.get("health_restarts") if state else None
-    if isinstance(restarts, int) and not isinstance(restarts, bool):
+                          "Seconds since the supervisor started.").add(state.uptime(now)))
+    if state.health_restarts is not None:
         out.append(Family("cephaloproxy_health_restarts_total", "counter",
-                          "Times the supervisor restarted the health server.").add(restarts))
-    kid_restarts = state.get("squid_kid_restarts") if state else None
-    if isinstance(kid_restarts, int) and not isinstance(kid_restarts, bool):
+                          "Times the supervisor restarted the health server.")
+                   .add(state.health_restarts))
+    if state.squid_kid_restarts is not None:
         out.append(Family("cephaloproxy_squid_kid_restarts_total", "counter",
                           "Times Squid's master restarted one of its SMP kids (workers > 1).")
-                   .add(kid_restarts))
-    out.append(Family("cephaloproxy_health_requests_total", "counter",
-                      "Requests answered by this health server process, by status code."))
+                   .add(state.squid_kid_restarts))
+    return out
+
+
+def health_families(health: dict[str, float]) -> list[Family]:
+    """This health server process's own figures."""
+    requests = Family("cephaloproxy_health_requests_total", "counter",
+                      "Requests answered by this health server process, by status code.")
     for code, count in sorted(health.get("requests", {}).items()):
-        out[-1].add(count, code=str(code))
-    out.append(Family("cephaloproxy_health_connections", "gauge",
-                      "Connections open to this health server.").add(health.get("connections", 0)))
-    out.append(Family("cephaloproxy_health_connections_evicted_total", "counter",
-                      "Connections closed early because the connection limit was reached.")
-               .add(health.get("evicted", 0)))
-    out.append(Family("cephaloproxy_squid_up", "gauge",
-                      "1 while the Squid process published by the supervisor is alive.")
-               .add(1 if squid_up else 0))
+        requests.add(count, code=str(code))
+    return [
+        requests,
+        Family("cephaloproxy_health_connections", "gauge",
+               "Connections open to this health server.").add(health.get("connections", 0)),
+        Family("cephaloproxy_health_connections_evicted_total", "counter",
+               "Connections closed early because the connection limit was reached.")
+        .add(health.get("evicted", 0)),
+    ]
+
+
+def squid_families(squid_up: bool, sample: SquidSample | None) -> list[Family]:
+    """Squid's process, its connections, and what its cache manager answered."""
     reached = sample is not None and sample.counters is not None
-    out.append(Family("cephaloproxy_squid_cachemgr_up", "gauge",
-                      "1 when Squid's cache manager answered the last fetch.").add(1 if reached else 0))
+    out = [
+        Family("cephaloproxy_squid_up", "gauge",
+               "1 while the Squid process published by the supervisor is alive.")
+        .add(1 if squid_up else 0),
+        Family("cephaloproxy_squid_cachemgr_up", "gauge",
+               "1 when Squid's cache manager answered the last fetch.").add(1 if reached else 0),
+    ]
     if sample is not None and sample.connections is not None:
         out.append(Family("cephaloproxy_squid_client_connections", "gauge",
                           "Established TCP connections to Squid's port.").add(sample.connections))
     if reached:
         for key, (name, text, scale) in SQUID_COUNTERS.items():
             if key in sample.counters:
-                value = sample.counters[key] * scale
-                out.append(Family(name, "counter", text).add(value))
+                out.append(Family(name, "counter", text).add(sample.counters[key] * scale))
+        if sample.info is not None:
+            out.extend(info_families(sample.info))
     return out
 
 
-def squid_port(state: dict | None) -> int | None:
-    return valid_port(state.get("squid_port")) if state else None
+def info_families(info: Info) -> list[Family]:
+    """Descriptors, hit ratios and median service times: Squid's info page."""
+    out = []
+    if info.fds_open is not None:
+        out.append(Family("cephaloproxy_squid_open_fds", "gauge",
+                          "File descriptors Squid has open.").add(info.fds_open))
+    if info.fds_max is not None:
+        out.append(Family("cephaloproxy_squid_max_fds", "gauge",
+                          "File descriptors Squid may open (max_filedescriptors).").add(info.fds_max))
+    if info.hit_ratios:
+        out.append(_by_type_and_window(
+            "cephaloproxy_squid_hit_ratio", "Share of requests (or of bytes sent) answered "
+            "from the cache, over the last 5 or 60 minutes, 0 to 1.", info.hit_ratios))
+    if info.medians:
+        out.append(_by_type_and_window(
+            "cephaloproxy_squid_median_service_time_seconds", "Median service time over the "
+            "last 5 or 60 minutes: all HTTP requests, cache hits, cache misses, DNS lookups.",
+            info.medians))
+    return out
+
+
+def _by_type_and_window(name: str, text: str, values: dict[tuple[str, str], float]) -> Family:
+    family = Family(name, "gauge", text)
+    for (kind, window), value in sorted(values.items()):
+        family.add(value, type=kind, window=window)
+    return family

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from .. import squid, squidconf, userfiles
+from .. import squid, squidconf, squidlog, userfiles
 from ..errors import Fatal
 from . import Context
 
@@ -44,6 +44,13 @@ logfile_rotate 0
 ACCESS_LOG = """
 # No access_log in the configuration: requests go to stdout, into the container's log.
 access_log stdio:/dev/stdout
+"""
+# The same with LOG_FORMAT=json: a format cephaloinit turns into JSON fields (squidlog).
+ACCESS_LOG_JSON = f"""
+# No access_log in the configuration: requests go to stdout, into the container's log,
+# in a format cephaloinit turns into JSON fields (LOG_FORMAT=json).
+{squidlog.ACCESS_LOGFORMAT}
+access_log stdio:/dev/stdout {squidlog.ACCESS_LOGFORMAT_NAME}
 """
 MAX_FILEDESCRIPTORS = 1024  # Squid sizes its tables to RLIMIT_NOFILE otherwise (Squid bug 5554)
 
@@ -98,7 +105,7 @@ def render(context: Context, source: Source) -> squidconf.SquidConfig:
         shutdown_lifetime=squid.shutdown_lifetime(settings.shutdown_timeout))
     text = f"{defaults}\n# The configuration: {source.path}\n{source.body}\n"
     if not any(d.name == "access_log" for d in source.directives):
-        text += ACCESS_LOG
+        text += ACCESS_LOG_JSON if settings.log_format == "json" else ACCESS_LOG
     directory = context.scratch_dir or settings.run_dir
     candidate = f"{directory}/squid.conf.new"
     try:

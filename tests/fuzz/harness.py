@@ -20,6 +20,7 @@ Three campaigns, each a function of (seconds, random.Random) that raises
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import select
@@ -29,6 +30,8 @@ import sys
 import time
 
 from cephaloinit import procfs, statefile
+
+from ..statefiles import write_state
 from cephaloinit.health import http, server
 from cephaloinit.logs import Logger
 from cephaloinit.loop import Loop
@@ -199,6 +202,7 @@ def published_state(run_dir: str, squid_port: int) -> dict:
         "state": "RUNNING", "ready": True, "reason": "", "supervisor_pid": os.getpid(),
         "squid_pid": os.getpid(), "health_pid": None, "health_restarts": 0,
         "started_at": time.time() - 60, "state_since": time.time(), "squid_port": squid_port,
+        "ports": [squid_port], "cachemgr_host": "127.0.0.1", "cachemgr_port": squid_port,
         "config": config, "cache_dirs": [run_dir], "version": "0.1.0", "squid_version": "5.7",
     }
 
@@ -215,7 +219,7 @@ class InProcess:
             squid_port = unused.getsockname()[1]
         self.state = published_state(run_dir, squid_port)
         self.server = server.Server(Settings(health_bind="127.0.0.1", health_port=0),
-                                    Logger("ERROR"), self.loop, read_state=lambda: self.state)
+                                    Logger("ERROR"), self.loop, read_state=lambda: statefile.from_json(json.dumps(self.state)))
         self.address = self.server.listen()
 
     def pump(self, until, timeout: float = 5.0, data: bytes = b"") -> None:
@@ -349,7 +353,7 @@ class Child:
         with socket.socket() as unused:
             unused.bind(("127.0.0.1", 0))
             squid_port = unused.getsockname()[1]
-        statefile.publish(os.path.join(run_dir, "cephaloinit.state"), published_state(run_dir, squid_port))
+        write_state(os.path.join(run_dir, "cephaloinit.state"), published_state(run_dir, squid_port))
         read_end, write_end = os.pipe()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": REPO,
                "SQUID_RUN_DIR": run_dir, "HEALTH_PORT": str(self.port), "HEALTH_BIND": "127.0.0.1",

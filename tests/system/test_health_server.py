@@ -3,7 +3,7 @@ the readiness notification, hostile clients, and SIGTERM.
 
 The server is started the way the supervisor starts it: ``cephaloinit
 health-server`` with NOTIFY_FD naming a pipe (os.pipe + pass_fds), a temporary
-SQUID_RUN_DIR, and a state file written with statefile.publish. "Squid" is a
+SQUID_RUN_DIR, and a state file written as the supervisor writes it. "Squid" is a
 small Python process that listens on a port and answers the cache manager's
 counters page (or, in ``silent`` mode, accepts and never answers).
 """
@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from cephaloinit import statefile
 
+from ..statefiles import write_state
 from .conftest import REPO
 
 PY = sys.executable
@@ -109,7 +109,7 @@ class HealthServer:
             if os.path.exists(path):
                 os.unlink(path)
         else:
-            statefile.publish(path, state)
+            write_state(path, state)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -175,6 +175,11 @@ def state(squid: FakeSquid, tmp_path, **changes) -> dict:
         "config": str(conf), "cache_dirs": [str(cache)], "version": "0.1.0", "squid_version": "5.7",
     }
     published.update(changes)
+    # The supervisor publishes where to ask the cache manager: Squid's port on loopback.
+    if isinstance(published.get("squid_port"), int):
+        published.setdefault("ports", [published["squid_port"]])
+        published.setdefault("cachemgr_host", "127.0.0.1")
+        published.setdefault("cachemgr_port", published["squid_port"])
     return published
 
 
@@ -412,7 +417,7 @@ def test_more_connections_than_the_limit_evict_the_oldest(health, squid, tmp_pat
 
 
 def test_idle_connection_is_closed_after_the_request_timeout(health):
-    from cephaloinit.health.server import REQUEST_TIMEOUT
+    from cephaloinit.health.connections import REQUEST_TIMEOUT
 
     client = socket.create_connection(("127.0.0.1", health.port))
     client.settimeout(REQUEST_TIMEOUT + 5)

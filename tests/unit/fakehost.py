@@ -36,6 +36,8 @@ class Process:
             return "health"
         if "parse" in self.argv:
             return "helper"
+        if "-v" in self.argv:
+            return "version"  # `squid -v`, once after the validators
         return "squid"
 
     def write(self, target: int, data: bytes) -> None:
@@ -213,6 +215,9 @@ class World:
                 if self.parse_output:
                     process.write(1, self.parse_output)
                 self.host.exit(process, self.parse_code)
+        elif process.kind == "version":
+            process.write(1, b"Squid Cache: Version 6.13\n")
+            self.host.exit(process, 0)
         elif process.kind == "health":
             if self.health_ready:
                 process.write(3, b"READY=1\n")

@@ -1,7 +1,10 @@
 """Liveness, readiness and /status decisions from the published state."""
 
+import json
+
 import pytest
 
+from cephaloinit import statefile
 from cephaloinit.health import checks
 
 SUPERVISOR, SQUID = 100, 200
@@ -15,7 +18,7 @@ def state(**changes):
         "cache_dirs": ["/var/cache/squid"], "version": "0.1.0", "squid_version": "5.7",
     }
     base.update(changes)
-    return base
+    return statefile.from_json(json.dumps(base))
 
 
 def alive_only(*pids):

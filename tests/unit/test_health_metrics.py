@@ -3,13 +3,14 @@ and the parsers of Squid's counters page and of /proc/net/tcp."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
 import pytest
 
-from cephaloinit import procfs, squid
-from cephaloinit.health import metrics
+from cephaloinit import procfs, squid, statefile
+from cephaloinit.health import cachemgr, metrics
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
@@ -123,13 +124,14 @@ aborted_requests = 2
 
 
 def render(state=STATE, squid_up=True, sample=None, health=None):
-    text = metrics.render(metrics.families(state, 1100.0, squid_up, sample,
+    published = statefile.from_json(json.dumps(state)) if state is not None else None
+    text = metrics.render(metrics.families(published, 1100.0, squid_up, sample,
                                            health or {"requests": {200: 5, 503: 1}, "connections": 3}))
     return text, parse_exposition(text)
 
 
 def test_running_with_cachemgr_is_valid_exposition_with_every_family():
-    sample = metrics.SquidSample(metrics.parse_counters(SQUID_COUNTERS), "", 4)
+    sample = cachemgr.SquidSample(cachemgr.parse_counters(SQUID_COUNTERS), "", 4)
     _, families = render(sample=sample)
     for name, fam in families.items():
         assert fam["type"] in ("counter", "gauge") and fam["help"], name
@@ -159,7 +161,7 @@ def test_running_with_cachemgr_is_valid_exposition_with_every_family():
 
 
 def test_cachemgr_down_keeps_the_supervisor_metrics():
-    _, families = render(sample=metrics.SquidSample(None, "Connection refused", 0))
+    _, families = render(sample=cachemgr.SquidSample(None, "Connection refused", 0))
     assert value(families, "cephaloproxy_squid_cachemgr_up") == 0
     assert value(families, "cephaloproxy_state", state="RUNNING") == 1
     assert not [name for name in families if name.startswith("cephaloproxy_squid_client_http")]
@@ -206,20 +208,20 @@ def test_values_are_formatted_as_go_floats(number, text):
 
 # -- Squid's counters page --------------------------------------------------------
 def test_counters_parser_reads_squid_5_7_output():
-    counters = metrics.parse_counters(SQUID_COUNTERS)
+    counters = cachemgr.parse_counters(SQUID_COUNTERS)
     assert counters["client_http.requests"] == 12
     assert counters["cpu_time"] == pytest.approx(0.0518)
     assert counters["sample_time"] == pytest.approx(1795784382.900985)
 
 
 def test_counters_parser_skips_junk():
-    counters = metrics.parse_counters("HTTP/1.1 200 OK\nno separator\nkey with space = 1\n"
+    counters = cachemgr.parse_counters("HTTP/1.1 200 OK\nno separator\nkey with space = 1\n"
                                       "a = \nb = x\nc = nan\nd = inf\ne = 7\n\n")
     assert counters == {"e": 7}
 
 
 def test_counters_parser_on_an_html_error_page_finds_nothing():
-    assert metrics.parse_counters("<html><body>Access Denied</body></html>") == {}
+    assert cachemgr.parse_counters("<html><body>Access Denied</body></html>") == {}
 
 
 # -- /proc/net/tcp -------------------------------------------------------------------
@@ -248,5 +250,32 @@ def test_established_connections_from_a_proc_directory(tmp_path):
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "tcp").write_text(PROC_NET_TCP)
     (tmp_path / "net" / "tcp6").write_text(PROC_NET_TCP6)
-    assert metrics.squid_client_connections(3128, str(tmp_path)) == 3
-    assert metrics.squid_client_connections(3128, str(tmp_path / "missing")) is None
+    assert metrics.squid_client_connections((3128,), str(tmp_path)) == 3
+    assert metrics.squid_client_connections((3128,), str(tmp_path / "missing")) is None
+
+
+# -- Squid's info page -----------------------------------------------------------------
+def test_info_figures_are_gauges_in_base_units_with_window_labels():
+    from .test_cachemgr import INFO_6_13
+
+    info = cachemgr.parse_info(INFO_6_13)
+    sample = cachemgr.SquidSample(cachemgr.parse_counters(SQUID_COUNTERS), "", 4, info)
+    _, families = render(sample=sample)
+    assert value(families, "cephaloproxy_squid_open_fds") == 9
+    assert value(families, "cephaloproxy_squid_max_fds") == 1024
+    assert value(families, "cephaloproxy_squid_hit_ratio", type="requests", window="5m") == 0.255
+    assert value(families, "cephaloproxy_squid_hit_ratio", type="bytes", window="60m") == 1.0
+    assert len(families["cephaloproxy_squid_hit_ratio"]["samples"]) == 4
+    assert value(families, "cephaloproxy_squid_median_service_time_seconds",
+                 type="dns", window="5m") == pytest.approx(0.01865)
+    assert len(families["cephaloproxy_squid_median_service_time_seconds"]["samples"]) == 8
+    for name in ("cephaloproxy_squid_open_fds", "cephaloproxy_squid_max_fds",
+                 "cephaloproxy_squid_hit_ratio", "cephaloproxy_squid_median_service_time_seconds"):
+        assert families[name]["type"] == "gauge"
+
+
+def test_without_an_info_page_its_families_are_absent_and_the_counters_stay():
+    sample = cachemgr.SquidSample(cachemgr.parse_counters(SQUID_COUNTERS), "", 4, None)
+    _, families = render(sample=sample)
+    assert "cephaloproxy_squid_open_fds" not in families
+    assert value(families, "cephaloproxy_squid_client_http_requests_total") == 12

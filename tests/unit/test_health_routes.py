@@ -3,6 +3,7 @@ the state supplied by the test. Every status code the server sends, and its limi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -10,7 +11,8 @@ import time
 
 import pytest
 
-from cephaloinit.health import http, outbound, server
+from cephaloinit import statefile
+from cephaloinit.health import connections, http, outbound, server
 from cephaloinit.logs import Logger
 from cephaloinit.loop import Loop
 from cephaloinit.settings import Settings
@@ -22,8 +24,12 @@ class Harness:
         self.loop = Loop(self.wakeup_r, lambda signums: None)
         self.state = state
         self.server = server.Server(Settings(health_bind="127.0.0.1", health_port=0),
-                                    Logger("ERROR"), self.loop, read_state=lambda: self.state)
+                                    Logger("ERROR"), self.loop, read_state=self.published)
         self.address = self.server.listen()
+
+    def published(self):
+        """The test's state as the server reads it: through the state file's parser."""
+        return None if self.state is None else statefile.from_json(json.dumps(self.state))
 
     def pump(self, until, timeout=5.0):
         """Run the server's loop until ``until()`` is true (never blocks long)."""
@@ -111,6 +117,7 @@ def running(tmp_path, squid_port):
         "state": "RUNNING", "ready": True, "reason": "", "supervisor_pid": os.getpid(),
         "squid_pid": os.getpid(), "health_pid": None, "health_restarts": 0,
         "started_at": time.time() - 60, "state_since": time.time(), "squid_port": squid_port,
+        "ports": [squid_port], "cachemgr_host": "127.0.0.1", "cachemgr_port": squid_port,
         "config": str(conf), "cache_dirs": [str(tmp_path)], "version": "0.1.0", "squid_version": "5.7",
     }
 
@@ -144,6 +151,21 @@ def test_health_and_ready_503_without_state(harness):
     harness.state = None
     assert harness.get("/health")[::2] == (503, b"no supervisor state published yet\n")
     assert harness.get("/ready")[::2] == (503, b"no supervisor state published yet\n")
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"[1]", b"state file does not hold a JSON object"),
+    (b"{not json", b"state file is not valid JSON"),
+    (b'{"state": "RUNNING", "supervisor_pid": -1, "squid_pid": 0}', b"supervisor PID not published"),
+])
+def test_a_broken_state_file_is_a_503_on_every_check_and_200_elsewhere(harness, data, reason):
+    harness.server.read_state = lambda: statefile.from_json(data)
+    assert harness.get("/health")[::2] == (503, reason + b"\n")
+    assert harness.get("/ready")[::2] == (503, reason + b"\n")
+    status, _, body = harness.get("/status")
+    assert status == 200 and json.loads(body)["squid_pid"] is None
+    status, _, body = harness.get("/metrics")
+    assert status == 200 and b"\ncephaloproxy_ready 0\n" in body
 
 
 def test_ready_503_during_reload(harness):
@@ -217,7 +239,7 @@ class FakeCacheManager:
 def test_metrics_with_cachemgr_and_shared_fetch(harness):
     fake = FakeCacheManager(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                             b"client_http.requests = 41\nclient_http.kbytes_out = 2\n")
-    harness.state["squid_port"] = fake.port
+    harness.state["squid_port"] = harness.state["cachemgr_port"] = fake.port
     harness.server.cachemgr.ttl = 60  # however slow this machine, "again" is within the TTL
     try:
         clients = [harness.connect() for _ in range(3)]
@@ -231,12 +253,12 @@ def test_metrics_with_cachemgr_and_shared_fetch(harness):
         assert b"\ncephaloproxy_squid_cachemgr_up 1\n" in body
         assert b"\ncephaloproxy_squid_client_http_requests_total 41\n" in body
         assert b"\ncephaloproxy_squid_client_http_sent_bytes_total 2048\n" in body
-    assert fake.paths == ["/squid-internal-mgr/counters"]
+    assert fake.paths == ["/squid-internal-mgr/counters", "/squid-internal-mgr/info"]  # once
 
 
 def test_cachemgr_denied_counts_as_down(harness):
     fake = FakeCacheManager(b"HTTP/1.1 403 Forbidden\r\n\r\n<html>Access Denied</html>")
-    harness.state["squid_port"] = fake.port
+    harness.state["squid_port"] = harness.state["cachemgr_port"] = fake.port
     try:
         body = harness.get("/metrics")[2]
     finally:
@@ -250,7 +272,7 @@ def test_handler_bug_is_a_500_not_a_crash(harness):
 
     harness.server.read_state = broken
     assert harness.get("/health")[0] == 500
-    harness.server.read_state = lambda: harness.state
+    harness.server.read_state = harness.published
     assert harness.get("/health")[0] == 200
 
 
@@ -310,14 +332,14 @@ def test_connection_closed_when_the_client_closes_after_the_answer(harness):
 
 
 def test_silent_connection_is_closed_after_the_request_timeout(harness, monkeypatch):
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 0.05)
+    monkeypatch.setattr(connections, "REQUEST_TIMEOUT", 0.05)
     client = harness.connect()
     assert harness.read_all(client) == b""
     client.close()
 
 
 def test_partial_request_gets_408_at_the_timeout(harness, monkeypatch):
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 0.05)
+    monkeypatch.setattr(connections, "REQUEST_TIMEOUT", 0.05)
     client = harness.connect()
     client.sendall(b"GET /hea")
     assert split(harness.read_all(client))[0] == 408
@@ -325,7 +347,7 @@ def test_partial_request_gets_408_at_the_timeout(harness, monkeypatch):
 
 
 def test_at_the_limit_the_oldest_connection_is_closed(harness, monkeypatch):
-    monkeypatch.setattr(server, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS", 4)
     idle = [harness.connect() for _ in range(4)]
     harness.pump(lambda: len(harness.server.connections) == 4)
     status = harness.get("/health")[0]
@@ -337,7 +359,7 @@ def test_at_the_limit_the_oldest_connection_is_closed(harness, monkeypatch):
 
 
 def test_lingering_discards_a_flood_and_closes(harness, monkeypatch):
-    monkeypatch.setattr(server, "LINGER_MAX", 1000)
+    monkeypatch.setattr(connections, "LINGER_MAX", 1000)
     client = harness.connect()
     client.sendall(b"GET /health HTTP/1.0\r\n\r\n" + b"x" * 5000)
     harness.pump(lambda: not harness.server.connections)
@@ -355,7 +377,7 @@ def test_slow_reader_gets_the_whole_answer(harness, monkeypatch):
     client.sendall(b"GET /health HTTP/1.0\r\n\r\n")
     harness.loop.run_once()
     connection = next(iter(harness.server.connections.values()))
-    assert connection.phase == server.WRITING  # the kernel buffers are full
+    assert connection.phase == connections.WRITING  # the kernel buffers are full
     assert harness.read_all(client) == payload
     client.close()
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from cephaloinit import smp, squid, squidconf
+from cephaloinit import smp, squid, squidconf, statefile
 from cephaloinit.health import metrics
 from cephaloinit.settings import Settings
 from cephaloinit.validators import directories
@@ -144,11 +144,12 @@ def test_an_smp_master_listens_through_its_workers_but_not_through_other_childre
 
 
 def test_kid_restarts_are_a_counter_in_metrics():
-    state = {"state": "RUNNING", "ready": True, "squid_kid_restarts": 3}
+    state = statefile.from_json('{"state": "RUNNING", "ready": true, "squid_kid_restarts": 3}')
     text = metrics.render(metrics.families(state, 0.0, True, None, {}))
     assert "# TYPE cephaloproxy_squid_kid_restarts_total counter\n" in text
     assert "\ncephaloproxy_squid_kid_restarts_total 3\n" in text
-    without = metrics.render(metrics.families({"state": "RUNNING"}, 0.0, True, None, {}))
+    without = metrics.render(metrics.families(statefile.from_json('{"state": "RUNNING"}'),
+                                              0.0, True, None, {}))
     assert "kid_restarts" not in without
 
 

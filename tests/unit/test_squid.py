@@ -98,3 +98,56 @@ def test_command_lines():
     assert squid.parse_command(settings, "/c") == ["/sq", "-k", "parse", "-f", "/c"]
     assert squid.init_cache_command(settings, "/c") == ["/sq", "-N", "-z", "-f", "/c"]
     assert squid.certgen_init_command(settings, "/db") == ["/cg", "-c", "-s", "/db", "-M", "4MB"]
+
+
+# -- squid -v ---------------------------------------------------------------------
+class Recorder:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+
+def run_version(result=None, error=None):
+    from cephaloinit.errors import Fatal
+    from cephaloinit.validators import HelperResult
+
+    calls = []
+
+    def run_helper(name, argv, timeout):
+        calls.append(argv)
+        if error:
+            raise Fatal(error)
+        return HelperResult(*result)
+
+    log = Recorder()
+    found = squid.version(run_helper, Settings(), log)
+    return found, log.warnings, calls
+
+
+def test_the_version_is_read_from_squid_v():
+    found, warnings, calls = run_version((0, ["Squid Cache: Version 6.13", "Service Name: squid",
+                                               "configure options:  '--prefix=/usr'"]))
+    assert (found, warnings) == ("6.13", [])
+    assert calls == [["/usr/sbin/squid", "-v"]]
+
+
+@pytest.mark.parametrize("result, error, why", [
+    (None, "Cannot run squid -v (/usr/sbin/squid): No such file or directory", "No such file"),
+    (None, "squid -v did not finish within 5s", "did not finish"),
+    ((1, ["FATAL: something"]), None, "exited with code 1"),
+    ((0, ["no version here"]), None, "printed no version"),
+])
+def test_an_unknown_version_is_empty_with_one_warning(result, error, why):
+    found, warnings, _ = run_version(result, error)
+    assert found == "" and len(warnings) == 1
+    assert warnings[0].startswith("Squid's version is unknown") and why in warnings[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/squid"), reason="needs Squid")
+def test_the_real_squid_v_is_parsed():
+    import subprocess
+
+    output = subprocess.run(["/usr/sbin/squid", "-v"], capture_output=True, text=True, timeout=10).stdout
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", squid.parse_version(output.splitlines()))

@@ -1,8 +1,8 @@
+import json
 import os
 
 import pytest
 
-from cephaloinit import statefile
 from cephaloinit.logs import Logger
 from cephaloinit.settings import Settings
 from cephaloinit.supervisor import TRANSITIONS, State, Supervisor
@@ -52,9 +52,24 @@ def test_a_transition_outside_the_table_is_refused(supervisor):
 
 def test_each_transition_is_published_for_the_health_server(supervisor, tmp_path):
     supervisor.enter(State.VALIDATING)
-    published = statefile.read(f"{tmp_path}/cephaloinit.state")
+    with open(f"{tmp_path}/cephaloinit.state") as file:
+        published = json.load(file)  # the file itself, as any reader finds it
     assert published["state"] == "VALIDATING"
     assert published["ready"] is False
     assert published["supervisor_pid"] == os.getpid()
     assert published["squid_pid"] is None
     assert set(published) >= {"health_restarts", "started_at", "squid_port", "config", "version"}
+
+
+def test_the_record_names_where_the_cache_manager_is_and_squids_version(supervisor, tmp_path):
+    from cephaloinit import squidconf, statefile
+
+    directives = tuple(squidconf.directives_in("https_port 3443 tls-cert=/c.pem\n"
+                                               "http_port [::]:3129\n", "squid.conf"))
+    supervisor.config = squidconf.read_config("squid.conf", directives)
+    supervisor.squid_version = "6.13"
+    supervisor.enter(State.VALIDATING)
+    published = statefile.read(f"{tmp_path}/cephaloinit.state")
+    assert (published.cachemgr_host, published.cachemgr_port) == ("::1", 3129)
+    assert published.ports == (3443, 3129) and published.squid_port == 3443
+    assert published.squid_version == "6.13"

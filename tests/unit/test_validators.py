@@ -86,6 +86,32 @@ def test_a_config_that_sets_nothing_gets_every_container_default(tmp_path):
     assert text.rstrip().endswith("access_log stdio:/dev/stdout")
 
 
+def test_with_log_format_json_the_layer_logs_requests_in_the_relay_s_format(tmp_path):
+    from cephaloinit import squidlog
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "squid.conf").write_text("http_port 3128\n")
+    ctx = context(tmp_path, log_format="json")
+    found = config.render(ctx, config.locate(ctx))
+    with open(found.run_path) as file:
+        text = file.read()
+    assert text.rstrip().endswith(f"{squidlog.ACCESS_LOGFORMAT}\n"
+                                  f"access_log stdio:/dev/stdout {squidlog.ACCESS_LOGFORMAT_NAME}")
+    assert "access_log stdio:/dev/stdout\n" not in text
+
+
+def test_with_log_format_json_a_users_access_log_is_left_alone(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "squid.conf").write_text("http_port 3128\nlogformat mine %ts %ru\n"
+                                                 "access_log stdio:/dev/stdout mine\n")
+    ctx = context(tmp_path, log_format="json")
+    found = config.render(ctx, config.locate(ctx))
+    with open(found.run_path) as file:
+        text = file.read()
+    assert "cephaloproxy" not in text.replace("cephaloinit", "")
+    assert [d.args for d in found.named("access_log")] == [("stdio:/dev/stdout", "mine")]
+
+
 def test_a_config_that_sets_everything_keeps_its_own_values(tmp_path):
     found, text = layer_for(tmp_path, """\
 http_port 3128
