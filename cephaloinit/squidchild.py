@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import signal
 
-from . import squid
+from typing import Callable
+
+from . import smp, squid
 from .children import Child
 from .core import Core
+from .logs import Logger
+from .loop import Loop
 from .squidconf import SquidConfig
 
 READINESS_CHECK_INTERVAL = 0.01
@@ -54,3 +58,40 @@ class Drain:
     def interrupt(self, child: Child) -> None:
         self.interrupted = True
         self.core.children.send(child, signal.SIGINT)
+
+
+class Kids:
+    """SMP: the kids of Squid's master as the supervisor reports them. Squid
+    restarts a kid that dies but says so only to syslog, which a container
+    lacks: each death is logged here, and each restart logged and counted."""
+
+    def __init__(self, loop: Loop, log: Logger, on_restart: Callable[[], None]):
+        self.log = log
+        self.on_restart = on_restart  # publish: the count is in /metrics
+        self.restarts = 0
+        self.watch = smp.KidWatch(loop, self.died, self.restarted, self.given_up)
+
+    def start(self, master: int) -> None:
+        try:
+            self.watch.start(master)
+        except OSError as error:  # no pidfd_open: an old kernel, or a seccomp filter
+            self.watch.stop()
+            self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
+                             "Squid still restarts a kid that dies, but that is not logged")
+
+    def stop(self, signum: int | None = None) -> None:
+        self.watch.stop(signum)
+
+    def died(self, kid: smp.Kid) -> None:
+        self.log.warning(f"Squid kid {kid.name} (PID {kid.pid}) exited; Squid's master "
+                         "restarts it")
+
+    def restarted(self, kid: smp.Kid) -> None:
+        self.restarts += 1
+        self.log.info(f"Squid restarted its kid {kid.name} (PID {kid.pid})")
+        self.on_restart()
+
+    def given_up(self, name: str) -> None:
+        self.log.warning(f"Squid did not restart its kid {name} within "
+                         f"{smp.KID_RESTART_WAIT:g}s (it gives up on a kid that keeps failing); "
+                         "its other kids serve on")

@@ -27,22 +27,10 @@ from .healthchild import CRASH_WINDOW, START_TIMEOUT, HealthChild
 from .host import HOST, Host
 from .logs import Logger
 from .settings import Settings
-from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, accepting
-from .states import State
+from .squidchild import READINESS_CHECK_INTERVAL, RELOAD_CLOSE_WAIT, Drain, Kids, accepting
+from .states import TRANSITIONS, State
 
 
-S = State
-# Every transition the supervisor may make; ``enter`` refuses any other.
-TRANSITIONS: dict[State, frozenset[State]] = {
-    S.INITIALIZING: frozenset({S.VALIDATING, S.SHUTTING_DOWN, S.ERROR}),
-    S.VALIDATING: frozenset({S.STARTING_HEALTH, S.SHUTTING_DOWN, S.ERROR, S.EXITED}),
-    S.STARTING_HEALTH: frozenset({S.STARTING_SQUID, S.SHUTTING_DOWN, S.ERROR}),
-    S.STARTING_SQUID: frozenset({S.RUNNING, S.SHUTTING_DOWN, S.ERROR}),
-    S.RUNNING: frozenset({S.SHUTTING_DOWN, S.ERROR}),
-    S.SHUTTING_DOWN: frozenset({S.EXITED}),
-    S.ERROR: frozenset({S.EXITED}),
-    S.EXITED: frozenset(),
-}
 SQUID_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # log rotation, debug toggle
 
 
@@ -71,9 +59,7 @@ class Supervisor:
         self.ready = False  # only ever true in RUNNING; false there during a reload
         self.reason = ""
         self.workers = 1  # Squid's `workers`: more than one runs its SMP mode (smp.py)
-        self.kids = smp.KidWatch(self.loop, self.on_kid_death, self.on_kid_restart,
-                                 self.on_kid_given_up)
-        self.kid_restarts = 0
+        self.kids = Kids(self.loop, self.log, self.publish)  # SMP: Squid's own children
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
         self.squid_version = ""  # from `squid -v`, once validated
@@ -139,12 +125,7 @@ class Supervisor:
                         f"{self.squid_port} within {timeout:g}s (STARTUP_TIMEOUT)")
         if self.workers > 1:
             self.log.info(f"Squid serves with {self.workers} workers (SMP)")
-            try:
-                self.kids.start(self.squid.pid)
-            except OSError as error:  # no pidfd_open: an old kernel, or a seccomp filter
-                self.kids.stop()
-                self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
-                                 "Squid still restarts a kid that dies, but that is not logged")
+            self.kids.start(self.squid.pid)
 
     def reload(self) -> None:
         """HUP in RUNNING: validate the config again; only a valid one reaches Squid."""
@@ -303,20 +284,6 @@ class Supervisor:
         return accepting(self.config, self.squid_port, self.squid.pid, self.workers,
                          self.core.host.proc)
 
-    def on_kid_death(self, kid: smp.Kid) -> None:
-        self.log.warning(f"Squid kid {kid.name} (PID {kid.pid}) exited; Squid's master "
-                         "restarts it")
-
-    def on_kid_restart(self, kid: smp.Kid) -> None:
-        self.kid_restarts += 1
-        self.log.info(f"Squid restarted its kid {kid.name} (PID {kid.pid})")
-        self.publish()
-
-    def on_kid_given_up(self, name: str) -> None:
-        self.log.warning(f"Squid did not restart its kid {name} within "
-                         f"{smp.KID_RESTART_WAIT:g}s (it gives up on a kid that keeps failing); "
-                         "its other kids serve on")
-
     # -- state ----------------------------------------------------------------------------
     def enter(self, state: State) -> None:
         if state not in TRANSITIONS[self.state]:
@@ -346,7 +313,7 @@ class Supervisor:
             squid_pid=self.squid.pid if self.squid and self.squid.running else None,
             health_pid=self.health.pid if self.health and self.health.running else None,
             health_restarts=self.health_restarts,
-            squid_kid_restarts=self.kid_restarts,
+            squid_kid_restarts=self.kids.restarts,
             started_at=self.started_at,
             state_since=self.state_since,
             squid_port=self.squid_port,
