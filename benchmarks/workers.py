@@ -39,11 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from benchmarks.containers import PODMAN, podman, render_peer_config  # noqa: E402
 from cephaloinit import procfs, smp, squid  # noqa: E402
 from cephaloinit.settings import Settings  # noqa: E402
-from cephaloinit.validators import config as layer  # noqa: E402
 
-PODMAN = "podman"
 IMAGE = os.environ.get("IMAGE", "localhost/cephaloproxy:trixie")
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/cephaloproxy-base:trixie")
 PEER_IMAGE = os.environ.get("PEER_IMAGE", "localhost/cephaloproxy-peer-workers:tini")
@@ -58,25 +57,12 @@ def say(message: str) -> None:
     print(f"workers: {message}", file=sys.stderr, flush=True)
 
 
-def podman(*args: str, check: bool = True, timeout: float = 300) -> str:
-    result = subprocess.run([PODMAN, *args], capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"podman {' '.join(args)}: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
 def config_text(workers: int) -> str:
-    """The whole config both systems run: cephaloinit's container layer with
-    the image's paths, the image's default policy, the access log, `workers`.
-    Under cephaloinit the layer is rendered around it again, with the same values."""
-    settings = Settings()
-    defaults = layer.DEFAULTS.format(
-        run_dir=settings.run_dir, spool_dir=settings.spool_dir,
-        max_filedescriptors=layer.MAX_FILEDESCRIPTORS,
-        shutdown_lifetime=squid.shutdown_lifetime(settings.shutdown_timeout))
-    with open(os.path.join(REPO, "container", "squid.conf.default")) as file:
-        policy = squid.render_default_config(file.read(), settings)
-    return f"{defaults}\n{policy}\n{layer.ACCESS_LOG}\nworkers {workers}\n"
+    """The whole config both systems run: the peers' config of the main table
+    (cephaloinit's container layer around the image's default policy) and
+    `workers`. Under cephaloinit the layer is rendered around it again, with
+    the same values."""
+    return f"{render_peer_config()}\nworkers {workers}\n"
 
 
 def build_peer(directory: str) -> None:
