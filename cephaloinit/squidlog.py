@@ -58,8 +58,12 @@ _ACCESS_JSON = ('{"time": %s, "level": "INFO", "source": "squid", "client": %s, 
 
 
 def _number(text: str) -> str:
-    """A JSON number when Squid printed digits, else null ("-" is Squid's none)."""
-    return str(int(text)) if text.isdigit() else "null"
+    """A JSON number when Squid printed digits, else null ("-" is Squid's none).
+    ASCII digits only (``isdigit`` takes other scripts' too), and no more than
+    a 64-bit counter has: Python refuses to print an int of 4,301 digits."""
+    if text.isascii() and text.isdigit() and len(text) <= 20:
+        return str(int(text))  # no leading zeros: JSON has none
+    return "null"
 
 
 def access_json(line: str) -> str | None:
@@ -77,10 +81,16 @@ def access_json(line: str) -> str | None:
         _string(hierarchy), "null" if user == "-" else _string(user))
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # Python reads NaN and Infinity; strict parsers do not
+
+
 def _is_json_object(line: str) -> bool:
+    """Whether a line passes as it is; anything else becomes a message. Deep
+    nesting raises RecursionError before the parser sees the line's end."""
     try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
+        return isinstance(json.loads(line, parse_constant=_refuse_constant), dict)
+    except (ValueError, RecursionError):
         return False
 
 

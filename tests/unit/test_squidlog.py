@@ -172,3 +172,35 @@ def test_the_logformat_names_every_field_the_relay_reads():
     # The time format holds one space: two words; then one code per field, the URL last.
     assert words[3:5] == ["%{%Y-%m-%d", "%H:%M:%S}tl"]
     assert words[5:] == ["%tr", "%>a", "%>Hs", "%<st", "%rm", "%Ss", "%Sh/%<a", "%[un", "%ru"]
+
+
+def strict_objects(chunk: bytes, fd=STDERR) -> list[dict]:
+    """What a strict JSON parser makes of the relay's output (no NaN, no Infinity)."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    out = relay().convert(fd, chunk)
+    return [json.loads(line, parse_constant=refuse) for line in out.split(b"\n")[:-1]]
+
+
+def test_a_line_nested_too_deep_to_parse_is_a_message_not_a_crash():
+    line = b'{"ua": "x", "y": ' + b"[" * 3000 + b"\n"
+    (found,) = strict_objects(line)
+    assert found["message"] == line.decode().rstrip("\n")
+
+
+def test_a_line_with_nan_or_infinity_is_a_message_since_strict_json_has_neither():
+    line = b'{"a": NaN, "b": Infinity}\n'
+    assert strict_objects(line) == [{"time": found_time(), "level": "INFO", "source": "squid",
+                                     "message": '{"a": NaN, "b": Infinity}'}]
+
+
+def found_time() -> str:
+    import time
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW))
+
+
+@pytest.mark.parametrize("status", ["\u00b2", "1" * 5000, "\u0663"])
+def test_access_numbers_that_are_not_ascii_digits_or_are_absurdly_long_are_null(status):
+    line = ACCESS.replace(b" 502 ", f" {status} ".encode())
+    (found,) = strict_objects(line, STDOUT)
+    assert found["status"] is None and found["method"] == "GET"
