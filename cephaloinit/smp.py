@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 
 from . import procfs
 from .loop import Loop, Timer
-from .squidconf import SquidConfig
+from .squidconf import SquidConfig, c_integer
 
 # Where Squid SMP binds its UNIX sockets: compiled in (Debian's
 # --localstatedir=/var), not configurable. Its shared memory is in /dev/shm.
@@ -40,8 +40,8 @@ def workers(config: SquidConfig) -> int:
     found = config.named("workers")
     if not found or not found[-1].args:
         return 1
-    try:
-        return max(1, int(found[-1].args[0]))
+    try:  # Squid's own reading: strtoll with base 0 (0x2 is 2, 010 is 8)
+        return max(1, c_integer(found[-1].args[0]))
     except ValueError:
         return 1
 
@@ -103,11 +103,13 @@ class KidWatch:
     starts in its place, for at most KID_RESTART_WAIT."""
 
     def __init__(self, loop: Loop, on_death: Callable[[Kid], None],
-                 on_restart: Callable[[Kid], None], on_given_up: Callable[[str], None]):
+                 on_restart: Callable[[Kid], None], on_given_up: Callable[[str], None],
+                 on_failure: Callable[[OSError], None]):
         self.loop = loop
         self.on_death = on_death
         self.on_restart = on_restart
         self.on_given_up = on_given_up
+        self.on_failure = on_failure  # a successor cannot be watched: the watch ends
         self.master: int | None = None
         self.watched: dict[int, tuple[Kid, int]] = {}  # pid -> (kid, pidfd)
         self.missing: dict[str, float] = {}  # kid name -> when we stop waiting for it
@@ -146,8 +148,13 @@ class KidWatch:
         for kid in kids(self.master):
             if kid.name in self.missing and kid.pid not in watched:
                 del self.missing[kid.name]
-                self._watch(kid)
                 self.on_restart(kid)
+                try:
+                    self._watch(kid)
+                except OSError as error:  # out of fds, say: nothing more can be reported
+                    self.stop()
+                    self.on_failure(error)
+                    return
         now = self.loop.clock()
         for name, until in list(self.missing.items()):
             if now >= until:

@@ -69,15 +69,19 @@ class Kids:
         self.log = log
         self.on_restart = on_restart  # publish: the count is in /metrics
         self.restarts = 0
-        self.watch = smp.KidWatch(loop, self.died, self.restarted, self.given_up)
+        self.watch = smp.KidWatch(loop, self.died, self.restarted, self.given_up,
+                                  self.cannot_watch)
 
     def start(self, master: int) -> None:
         try:
             self.watch.start(master)
         except OSError as error:  # no pidfd_open: an old kernel, or a seccomp filter
             self.watch.stop()
-            self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
-                             "Squid still restarts a kid that dies, but that is not logged")
+            self.cannot_watch(error)
+
+    def cannot_watch(self, error: OSError) -> None:
+        self.log.warning(f"Cannot watch Squid's kids (pidfd_open: {error.strerror}); "
+                         "Squid still restarts a kid that dies, but that is not logged")
 
     def stop(self, signum: int | None = None) -> None:
         self.watch.stop(signum)

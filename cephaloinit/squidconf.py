@@ -131,8 +131,9 @@ def _statement(line: str, word: str) -> str | None:
     return None
 
 
-def _integer(text: str) -> int:
-    """Like C's strtol(text, ..., 0): 10, 0x10, and 010 (octal, 8)."""
+def c_integer(text: str) -> int:
+    """Like C's strtol(text, ..., 0), as Squid reads its integers: 10, 0x10,
+    and 010 (octal, 8)."""
     digits = text.lstrip("+-")
     if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX":
         return int(text, 8)
@@ -145,7 +146,7 @@ def evaluate(expression: str, where: str) -> bool:
     left, equals, right = expression.partition("=")
     try:
         if equals:
-            return _integer(left.strip()) == _integer(right.strip())
+            return c_integer(left.strip()) == c_integer(right.strip())
     except ValueError:
         pass
     raise ConfigError(f"{where}: cannot evaluate 'if {expression}': Squid accepts true, false "

@@ -26,6 +26,8 @@ def config_of(tmp_path, text):
     ("workers 4\nworkers 3\n", 3),  # the last line wins, as in Squid
     ("workers 0\n", 1),  # no kids: a single process, as with -N
     ("workers two\n", 1),  # squid -k parse names it
+    ("workers 0x2\n", 2),  # Squid reads its integers as C's strtoll(..., 0) does
+    ("workers 010\n", 8),
     # Squid's master reads the config as process number 0: what it counts.
     ("if ${process_number} = 0\nworkers 2\nendif\n", 2),
     ("if ${process_number} = 1\nworkers 2\nendif\n", 1),
@@ -182,7 +184,8 @@ def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop, 
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append(("death", kid)),
                          lambda kid: events.append(("restart", kid)),
-                         lambda name: events.append(("given up", name)))
+                         lambda name: events.append(("given up", name)),
+                         lambda error: events.append(("failure", error)))
     try:
         watch.start(10)
         first.kill()
@@ -210,7 +213,7 @@ def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
     monkeypatch.setattr(smp, "KID_RESTART_WAIT", 0.2)
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
-                         lambda name: events.append(f"given up {name}"))
+                         lambda name: events.append(f"given up {name}"), print)
     watch.start(10)
     process.kill()
     process.wait()
@@ -227,9 +230,38 @@ def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop
 
     monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(os.getpid(), "squid-1")])
     monkeypatch.setattr(os, "pidfd_open", refused)
-    watch = smp.KidWatch(loop, print, print, print)
+    watch = smp.KidWatch(loop, print, print, print, print)
     with pytest.raises(PermissionError):
         watch.start(10)
     watch.stop()
     assert watch.watched == {} and loop.next_timeout() is None
     assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
+
+
+def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop, monkeypatch):
+    # Out of file descriptors, say, when the restarted kid turns up: reported
+    # once, nothing left registered, and PID 1's loop goes on.
+    import subprocess
+    first = subprocess.Popen(["sleep", "30"])
+    live = [smp.Kid(first.pid, "squid-1")]
+    monkeypatch.setattr(smp, "kids", lambda master, proc=None: list(live))
+    events = []
+    watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
+                         lambda name: events.append("given up"),
+                         lambda error: events.append(f"failure {error.errno}"))
+    try:
+        watch.start(10)
+        first.kill()
+        first.wait()
+        live[:] = [smp.Kid(os.getpid(), "squid-1")]
+
+        def exhausted(pid):
+            raise OSError(24, "Too many open files")
+        monkeypatch.setattr(os, "pidfd_open", exhausted)
+        turn(loop, lambda: len(events) == 3)
+        assert events == ["death", "restart", "failure 24"]
+        assert watch.watched == {} and loop.next_timeout() is None
+        assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
+    finally:
+        first.kill()
+        first.wait()
