@@ -1,4 +1,5 @@
-"""Squid as the supervisor's child: when it counts as ready, and its drain.
+"""Squid as the supervisor's child: when it counts as ready, its drain, and
+(SMP) its kids' deaths and restarts reported.
 
 Squid has no readiness notification we can use, so start-up, a reload and
 the drain are the moments the loop checks on a timer; none of these timers
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-
 from typing import Callable
 
 from . import smp, squid
