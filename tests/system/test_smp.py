@@ -33,6 +33,19 @@ def workers_of(master: int) -> list[smp.Kid]:
     return sorted((kid for kid in smp.kids(master) if kid.is_worker), key=lambda kid: kid.name)
 
 
+def start_with_two_workers(run, proxy):
+    proxy.write_config(basic_config(proxy, WORKERS_2))
+    init = run()
+    init.wait_for_line("Container ready")
+    return init
+
+
+def serves_then_stops_with_0(init, proxy, origin) -> None:
+    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
+    init.signal(signal.SIGTERM)
+    assert init.wait(timeout=15) == 0
+
+
 def health(proxy, path: str) -> str:
     url = f"http://127.0.0.1:{proxy.health_port}{path}"
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -40,9 +53,7 @@ def health(proxy, path: str) -> str:
 
 
 def test_workers_2_runs_two_serving_kids_below_squids_master(run, proxy, origin):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     assert "Squid serves with 2 workers (SMP)" in init.text()
     master = master_pid(init)
     assert "--foreground" in procfs.cmdline(master) and "-N" not in procfs.cmdline(master)
@@ -72,9 +83,7 @@ def test_not_ready_while_a_worker_does_not_listen_on_the_port(run, proxy):
 
 
 def test_hup_reaches_every_kid_and_ready_returns_once_both_listen(run, proxy, origin):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     master = master_pid(init)
     before = workers_of(master)
     proxy.write_config(basic_config(proxy, WORKERS_2 + "acl blocked dstdomain .example.invalid\n"))
@@ -85,28 +94,20 @@ def test_hup_reaches_every_kid_and_ready_returns_once_both_listen(run, proxy, or
         assert f"{kid}| Reconfiguring Squid Cache" in text, kid
     assert workers_of(master) == before  # reconfigured, not restarted
     assert squid.listening_workers(proxy.squid_port, master) == 2
-    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    serves_then_stops_with_0(init, proxy, origin)
 
 
 def test_hup_that_changes_workers_is_rejected_and_squid_keeps_running(run, proxy, origin):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     proxy.write_config(basic_config(proxy, "workers 3\n"))
     init.signal(signal.SIGHUP)
     error = init.wait_for_line("Reload rejected").decode()
     assert "workers changed from 2 to 3" in error and "restart the container" in error
-    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    serves_then_stops_with_0(init, proxy, origin)
 
 
 def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, origin):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     master = master_pid(init)
     victim = workers_of(master)[0]
     os.kill(victim.pid, signal.SIGKILL)
@@ -117,15 +118,11 @@ def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, o
     assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
     assert "cephaloproxy_squid_kid_restarts_total 1\n" in health(proxy, "/metrics")
     poll(lambda: squid.listening_workers(proxy.squid_port, master) == 2, what="both workers back")
-    assert fetch(proxy, origin + "/") == b"hello from the origin\n"
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
+    serves_then_stops_with_0(init, proxy, origin)
 
 
 def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     master = master_pid(init)
     kids = [kid.pid for kid in smp.kids(master)]
     os.kill(master, signal.SIGKILL)
@@ -138,9 +135,7 @@ def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
 
 
 def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
-    proxy.write_config(basic_config(proxy, WORKERS_2))
-    init = run()
-    init.wait_for_line("Container ready")
+    init = start_with_two_workers(run, proxy)
     tree = procfs.descendants(init.pid)
     client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
     assert _established(proxy.squid_port)
