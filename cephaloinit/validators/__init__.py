@@ -74,9 +74,10 @@ def for_reload(context: Context, running: SquidConfig) -> SquidConfig:
         # Squid writes its pid file when it starts, not when it reconfigures.
         raise Fatal(f"pid_filename changed from {running.pid_file} to {found.pid_file}; "
                     "Squid applies it only when it starts: restart the container to apply it")
-    if smp.workers(found) != smp.workers(running):
+    before, after = smp.workers(running), smp.workers(found)
+    if after != before:
         # Squid's master starts its kids once; a reconfigure cannot change how many.
-        raise Fatal(f"workers changed from {smp.workers(running)} to {smp.workers(found)}; "
+        raise Fatal(f"workers changed from {before} to {after}; "
                     "Squid applies it only when it starts: restart the container to apply it")
     return put_in_place(found)
 
