@@ -24,12 +24,9 @@ setup_file() {
     # The file publishes fixed host ports (3128, 8080); free ones here, so that
     # a proxy already running on this machine does not get in the way.
     local ports
-    ports=$("$ORIGIN_PYTHON" -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
+    ports=$(PYTHONPATH=$CP_REPO_DIR "$ORIGIN_PYTHON" -c '
+from tests.ports import free_port
+print(free_port(), free_port())
 ') || { fail "no free ports"; return 1; }
     read -r PROXY_PORT HEALTH_PORT <<<"$ports"
     export PROXY_PORT HEALTH_PORT

@@ -22,6 +22,7 @@ import time
 import pytest
 
 
+from ..ports import free_port
 from ..statefiles import write_state
 from .conftest import REPO
 
@@ -77,7 +78,7 @@ class HealthServer:
     def __init__(self, tmp_path, env: dict | None = None, host: str = "127.0.0.1"):
         self.run_dir = tmp_path / "run"
         self.run_dir.mkdir(exist_ok=True)
-        self.port = free_port(host)
+        self.port = free_port()
         self.log_path = tmp_path / "health.log"
         read_end, write_end = os.pipe()
         full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, "SQUID_RUN_DIR": str(self.run_dir),
@@ -119,12 +120,6 @@ class HealthServer:
             self.process.kill()
         self.process.wait(10)
         os.close(self.notify_fd)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def get(port: int, path: str, timeout: float = 5.0, host: str = "127.0.0.1",
@@ -225,7 +220,8 @@ def test_port_in_use_exits_1_with_one_line(tmp_path, health):
 
 def test_ipv6_bind(tmp_path):
     try:
-        free_port("::1")
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback here")
     server = HealthServer(tmp_path, env={"LOG_LEVEL": "DEBUG"}, host="::1")

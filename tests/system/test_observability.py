@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+from ..ports import free_port
 from .conftest import poll
-from .test_proxy_run import SQUID, basic_config, fetch, free_port, origin, proxy, run  # noqa: F401
+from .test_proxy_run import SQUID, basic_config, fetch, origin, proxy, run  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -21,6 +21,7 @@ import pytest
 from cephaloinit import procfs
 
 from .. import proctree
+from ..ports import free_port
 from .conftest import REPO, UNPRIVILEGED_UID, poll
 
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
@@ -30,12 +31,6 @@ if not os.path.exists(SQUID):
     pytest.skip("needs Squid: apt-get install squid-openssl", allow_module_level=True)
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Origin(http.server.BaseHTTPRequestHandler):

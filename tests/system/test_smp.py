@@ -15,8 +15,9 @@ import pytest
 from cephaloinit import procfs, smp, squid
 
 from .. import proctree
+from ..ports import free_port
 from .conftest import poll
-from .test_proxy_run import (_established, basic_config, fetch, free_port, origin,  # noqa: F401 (fixtures)
+from .test_proxy_run import (_established, basic_config, fetch, origin,  # noqa: F401 (fixtures)
                              proxy, run, start_download)
 
 pytestmark = pytest.mark.timeout(90)
