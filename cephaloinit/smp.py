@@ -124,11 +124,26 @@ class KidWatch:
         try:
             pidfd = os.pidfd_open(kid.pid)
         except ProcessLookupError:  # gone already: Squid will start it again
-            self.missing.setdefault(kid.name, self.loop.clock() + KID_RESTART_WAIT)
-            self._schedule()
+            self._look_again_for(kid)
+            return
+        # The kid may have died, and its PID gone to another process, since
+        # we read /proc: the pidfd holds whichever process had the PID, so
+        # what /proc shows now is that process.
+        if not self._is_kid(kid):
+            os.close(pidfd)
+            self._look_again_for(kid)
             return
         self.watched[kid.pid] = (kid, pidfd)
         self.loop.add_reader(pidfd, lambda: self._died(kid.pid))
+
+    def _is_kid(self, kid: Kid) -> bool:
+        found = procfs.stat(kid.pid)
+        return (found is not None and found.ppid == self.master
+                and kid_name(procfs.cmdline(kid.pid)) == kid.name)
+
+    def _look_again_for(self, kid: Kid) -> None:
+        self.missing.setdefault(kid.name, self.loop.clock() + KID_RESTART_WAIT)
+        self._schedule()
 
     def _died(self, pid: int) -> None:
         kid, pidfd = self.watched.pop(pid)

@@ -175,25 +175,29 @@ def turn(loop, predicate, seconds=5.0):
         tick.cancel()
 
 
-def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop, monkeypatch):
+def named_kid(name: str):
+    """A child of this test process that shows ``(name)`` as its argv[0], as
+    Squid's kids do: this process plays the master."""
     import subprocess
-    first = subprocess.Popen(["sleep", "30"])
-    second = subprocess.Popen(["sleep", "30"])
-    live = [smp.Kid(first.pid, "squid-1")]
-    monkeypatch.setattr(smp, "kids", lambda master, proc=None: list(live))
+    return subprocess.Popen([f"({name})", "30"], executable="/bin/sleep")
+
+
+def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop):
+    first = named_kid("squid-1")
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append(("death", kid)),
                          lambda kid: events.append(("restart", kid)),
                          lambda name: events.append(("given up", name)),
                          lambda error: events.append(("failure", error)))
+    second = None
     try:
-        watch.start(10)
+        watch.start(os.getpid())
+        assert list(watch.watched) == [first.pid]
         first.kill()
         first.wait()  # what the master does; the pidfd fires either way
-        live.clear()
         turn(loop, lambda: events)
         assert events == [("death", smp.Kid(first.pid, "squid-1"))]
-        live.append(smp.Kid(second.pid, "squid-1"))
+        second = named_kid("squid-1")  # the master starts it again
         turn(loop, lambda: len(events) == 2)
         assert events[1] == ("restart", smp.Kid(second.pid, "squid-1"))
         watch.stop(signal.SIGKILL)  # kids left without a master are killed
@@ -201,26 +205,48 @@ def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop, 
         assert watch.watched == {} and loop.next_timeout() is None
     finally:
         for process in (first, second):
-            process.kill()
-            process.wait()
+            if process is not None:
+                process.kill()
+                process.wait()
 
 
 def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
-    import subprocess
-    process = subprocess.Popen(["sleep", "30"])
-    live = [smp.Kid(process.pid, "squid-2")]
-    monkeypatch.setattr(smp, "kids", lambda master, proc=None: list(live))
+    process = named_kid("squid-2")
     monkeypatch.setattr(smp, "KID_RESTART_WAIT", 0.2)
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
                          lambda name: events.append(f"given up {name}"), print)
-    watch.start(10)
+    watch.start(os.getpid())
     process.kill()
     process.wait()
-    live.clear()
     turn(loop, lambda: len(events) == 2)
     assert events == ["death", "given up squid-2"]
     assert loop.next_timeout() is None  # no timer left: no wakeups while degraded
+
+
+def test_a_pid_that_is_no_longer_the_kid_when_opened_is_not_watched(loop, monkeypatch):
+    # The kid died and its PID went to another process between the look in
+    # /proc and pidfd_open: the pidfd is of that process, which is dropped,
+    # and the kid is looked for again.
+    stranger = named_kid("not-a-kid")
+    monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(stranger.pid, "squid-1")])
+    monkeypatch.setattr(smp, "KID_RESTART_WAIT", 0.2)
+    events = []
+    fds_before = len(os.listdir("/proc/self/fd"))
+    watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
+                         lambda name: events.append(f"given up {name}"), print)
+    try:
+        watch.start(os.getpid())
+        assert watch.watched == {} and "squid-1" in watch.missing
+        assert len(os.listdir("/proc/self/fd")) == fds_before  # its pidfd is closed
+        monkeypatch.setattr(smp, "kids", lambda master, proc=None: [])
+        turn(loop, lambda: events)
+        assert events == ["given up squid-1"]
+        assert stranger.poll() is None  # never signalled
+    finally:
+        watch.stop()
+        stranger.kill()
+        stranger.wait()
 
 
 def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop, monkeypatch):
@@ -241,19 +267,16 @@ def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop
 def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop, monkeypatch):
     # Out of file descriptors, say, when the restarted kid turns up: reported
     # once, nothing left registered, and PID 1's loop goes on.
-    import subprocess
-    first = subprocess.Popen(["sleep", "30"])
-    live = [smp.Kid(first.pid, "squid-1")]
-    monkeypatch.setattr(smp, "kids", lambda master, proc=None: list(live))
+    first = named_kid("squid-1")
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
                          lambda name: events.append("given up"),
                          lambda error: events.append(f"failure {error.errno}"))
     try:
-        watch.start(10)
+        watch.start(os.getpid())
         first.kill()
         first.wait()
-        live[:] = [smp.Kid(os.getpid(), "squid-1")]
+        monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(os.getpid(), "squid-1")])
 
         def exhausted(pid):
             raise OSError(24, "Too many open files")
