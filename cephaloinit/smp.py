@@ -113,6 +113,7 @@ class KidWatch:
         self.master: int | None = None
         self.watched: dict[int, tuple[Kid, int]] = {}  # pid -> (kid, pidfd)
         self.missing: dict[str, float] = {}  # kid name -> when we stop waiting for it
+        self.given_up: set[str] = set()  # kid names Squid stopped restarting
         self.check: Timer | None = None
 
     def start(self, master: int) -> None:
@@ -174,7 +175,19 @@ class KidWatch:
         for name, until in list(self.missing.items()):
             if now >= until:
                 del self.missing[name]
+                self.given_up.add(name)
                 self.on_given_up(name)
+        if self.missing:
+            self._schedule()
+
+    def look_again(self) -> None:
+        """After a reload: on HUP Squid's master forgets its kids' failures and
+        starts again the kids it had given up on; look for them as for any
+        kid that died."""
+        deadline = self.loop.clock() + KID_RESTART_WAIT
+        for name in self.given_up:
+            self.missing.setdefault(name, deadline)
+        self.given_up.clear()
         if self.missing:
             self._schedule()
 
@@ -192,6 +205,7 @@ class KidWatch:
             os.close(pidfd)
         self.watched.clear()
         self.missing.clear()
+        self.given_up.clear()
         if self.check is not None:
             self.check.cancel()
             self.check = None

@@ -86,6 +86,9 @@ class Kids:
     def stop(self, signum: int | None = None) -> None:
         self.watch.stop(signum)
 
+    def reloaded(self) -> None:
+        self.watch.look_again()
+
     def died(self, kid: smp.Kid) -> None:
         self.log.warning(f"Squid kid {kid.name} (PID {kid.pid}) exited; Squid's master "
                          "restarts it")

@@ -153,6 +153,7 @@ class Supervisor:
                 raise Fatal(f"Squid did not accept connections on port {self.squid_port} again "
                             f"within {self.settings.startup_timeout:g}s of a reload")
             self.log.info("Squid reloaded its configuration")
+            self.kids.reloaded()
         self.set_ready(True, "")
 
     def shut_down(self) -> None:

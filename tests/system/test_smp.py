@@ -122,6 +122,33 @@ def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, o
     serves_then_stops_with_0(init, proxy, origin)
 
 
+def test_a_worker_squid_gave_up_on_comes_back_with_a_reload_and_is_watched_again(
+        run, proxy, origin):
+    # Squid's master stops restarting a kid that fails 5 times within seconds
+    # of its start and serves on with the others; on HUP it forgets those
+    # failures and starts the kid again.
+    init = start_with_two_workers(run, proxy)
+    master = master_pid(init)
+    for failure in range(1, 6):
+        victim = workers_of(master)[1]
+        assert victim.name == "squid-2"
+        os.kill(victim.pid, signal.SIGKILL)
+        init.wait_for_lines("Squid kid squid-2 (PID ", failure)  # its PID in the namespace
+        if failure < 5:
+            init.wait_for_lines("Squid restarted its kid squid-2", failure)
+    init.signal(signal.SIGHUP)
+    init.wait_for_line("Squid reloaded its configuration", timeout=20)
+    text = init.text()
+    assert text.count("Squid restarted its kid squid-2") == 5
+    assert text.rindex("Squid restarted its kid squid-2") > text.index("Squid is reloading it")
+    assert squid.listening_workers(proxy.squid_port, master) == 2
+    poll(lambda: proxy.state["ready"] is True, what="ready after the reload")
+    # The kid that came back is watched like any other.
+    os.kill(workers_of(master)[1].pid, signal.SIGKILL)
+    init.wait_for_lines("Squid kid squid-2 (PID ", 6)
+    serves_then_stops_with_0(init, proxy, origin)
+
+
 def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
     init = start_with_two_workers(run, proxy)
     master = master_pid(init)

@@ -224,6 +224,37 @@ def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
     assert loop.next_timeout() is None  # no timer left: no wakeups while degraded
 
 
+def test_a_kid_given_up_on_is_looked_for_again_after_a_reload(loop, monkeypatch):
+    # A HUP makes Squid's master forget a kid's failures and start it again,
+    # however long after we gave up on it: it is found, counted and watched.
+    process = named_kid("squid-2")
+    monkeypatch.setattr(smp, "KID_RESTART_WAIT", 0.2)
+    events = []
+    watch = smp.KidWatch(loop, lambda kid: events.append("death"),
+                         lambda kid: events.append(f"restart {kid.name}"),
+                         lambda name: events.append(f"given up {name}"), print)
+    successor = None
+    try:
+        watch.start(os.getpid())
+        process.kill()
+        process.wait()
+        turn(loop, lambda: len(events) == 2)
+        watch.look_again()
+        assert loop.next_timeout() is not None
+        successor = named_kid("squid-2")
+        turn(loop, lambda: len(events) == 3)
+        assert events == ["death", "given up squid-2", "restart squid-2"]
+        assert list(watch.watched) == [successor.pid]
+        watch.look_again()  # nothing missing: no timer
+        assert loop.next_timeout() is None
+    finally:
+        watch.stop()
+        for kid in (process, successor):
+            if kid is not None:
+                kid.kill()
+                kid.wait()
+
+
 def test_a_pid_that_is_no_longer_the_kid_when_opened_is_not_watched(loop, monkeypatch):
     # The kid died and its PID went to another process between the look in
     # /proc and pidfd_open: the pidfd is of that process, which is dropped,
