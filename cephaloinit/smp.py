@@ -121,21 +121,23 @@ class KidWatch:
         for kid in kids(master):
             self._watch(kid)
 
-    def _watch(self, kid: Kid) -> None:
+    def _watch(self, kid: Kid) -> bool:
+        """Watch the kid; False if it is gone already (Squid will start it again)."""
         try:
             pidfd = os.pidfd_open(kid.pid)
-        except ProcessLookupError:  # gone already: Squid will start it again
+        except ProcessLookupError:
             self._look_again_for(kid)
-            return
+            return False
         # The kid may have died, and its PID gone to another process, since
         # we read /proc: the pidfd holds whichever process had the PID, so
         # what /proc shows now is that process.
         if not self._is_kid(kid):
             os.close(pidfd)
             self._look_again_for(kid)
-            return
+            return False
         self.watched[kid.pid] = (kid, pidfd)
         self.loop.add_reader(pidfd, lambda: self._died(kid.pid))
+        return True
 
     def _is_kid(self, kid: Kid) -> bool:
         found = procfs.stat(kid.pid)
@@ -145,6 +147,10 @@ class KidWatch:
     def _look_again_for(self, kid: Kid) -> None:
         self.missing.setdefault(kid.name, self.loop.clock() + KID_RESTART_WAIT)
         self._schedule()
+
+    def _restarted(self, kid: Kid) -> None:
+        del self.missing[kid.name]
+        self.on_restart(kid)
 
     def _died(self, pid: int) -> None:
         kid, pidfd = self.watched.pop(pid)
@@ -162,15 +168,17 @@ class KidWatch:
         self.check = None
         watched = {kid.pid for kid, _ in self.watched.values()}
         for kid in kids(self.master):
-            if kid.name in self.missing and kid.pid not in watched:
-                del self.missing[kid.name]
-                self.on_restart(kid)
-                try:
-                    self._watch(kid)
-                except OSError as error:  # out of fds, say: nothing more can be reported
-                    self.stop()
-                    self.on_failure(error)
-                    return
+            if kid.name not in self.missing or kid.pid in watched:
+                continue
+            try:
+                if not self._watch(kid):
+                    continue  # it died as we looked: still missing
+            except OSError as error:  # out of fds, say: nothing more can be reported
+                self._restarted(kid)
+                self.stop()
+                self.on_failure(error)
+                return
+            self._restarted(kid)
         now = self.loop.clock()
         for name, until in list(self.missing.items()):
             if now >= until:

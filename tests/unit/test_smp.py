@@ -295,6 +295,40 @@ def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop
     assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
 
 
+def test_a_successor_whose_pid_is_no_longer_the_kid_is_not_counted(loop, monkeypatch):
+    # Seen in /proc, gone by pidfd_open: no restart is reported for it, and
+    # the kid that does come is reported once.
+    first = named_kid("squid-1")
+    events = []
+    watch = smp.KidWatch(loop, lambda kid: events.append("death"),
+                         lambda kid: events.append(f"restart {kid.pid}"), print, print)
+    stranger = successor = None
+    try:
+        watch.start(os.getpid())
+        stranger = named_kid("not-a-kid")
+        looks = []
+
+        def stranger_in_its_place(master, proc=None):
+            looks.append(master)
+            return [smp.Kid(stranger.pid, "squid-1")]
+        monkeypatch.setattr(smp, "kids", stranger_in_its_place)
+        first.kill()
+        first.wait()
+        turn(loop, lambda: len(looks) == 2)  # two looks found only the stranger
+        assert events == ["death"] and watch.watched == {}
+        monkeypatch.undo()
+        successor = named_kid("squid-1")
+        turn(loop, lambda: len(events) == 2)
+        assert events == ["death", f"restart {successor.pid}"]
+        assert list(watch.watched) == [successor.pid]
+    finally:
+        watch.stop()
+        for kid in (first, stranger, successor):
+            if kid is not None:
+                kid.kill()
+                kid.wait()
+
+
 def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop, monkeypatch):
     # Out of file descriptors, say, when the restarted kid turns up: reported
     # once, nothing left registered, and PID 1's loop goes on.
