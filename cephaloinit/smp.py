@@ -120,37 +120,40 @@ class KidWatch:
         self.master = master
         for kid in kids(master):
             self._watch(kid)
+        if self.missing:
+            self._schedule()
 
     def _watch(self, kid: Kid) -> bool:
-        """Watch the kid; False if it is gone already (Squid will start it again)."""
+        """Watch the kid; False if it is gone already (Squid will start it
+        again, so it is missing). The caller schedules the next look."""
         try:
             pidfd = os.pidfd_open(kid.pid)
         except ProcessLookupError:
-            self._look_again_for(kid)
+            self._gone(kid)
             return False
         # The kid may have died, and its PID gone to another process, since
         # we read /proc: the pidfd holds whichever process had the PID, so
         # what /proc shows now is that process.
-        if not self._is_kid(kid):
+        try:
+            is_kid = self._is_kid(kid)
+        except BaseException:  # out of descriptors, say: /proc cannot be read
             os.close(pidfd)
-            self._look_again_for(kid)
+            raise
+        if not is_kid:
+            os.close(pidfd)
+            self._gone(kid)
             return False
         self.watched[kid.pid] = (kid, pidfd)
         self.loop.add_reader(pidfd, lambda: self._died(kid.pid))
         return True
 
+    def _gone(self, kid: Kid) -> None:
+        self.missing.setdefault(kid.name, self.loop.clock() + KID_RESTART_WAIT)
+
     def _is_kid(self, kid: Kid) -> bool:
         found = procfs.stat(kid.pid)
         return (found is not None and found.ppid == self.master
                 and kid_name(procfs.cmdline(kid.pid)) == kid.name)
-
-    def _look_again_for(self, kid: Kid) -> None:
-        self.missing.setdefault(kid.name, self.loop.clock() + KID_RESTART_WAIT)
-        self._schedule()
-
-    def _restarted(self, kid: Kid) -> None:
-        del self.missing[kid.name]
-        self.on_restart(kid)
 
     def _died(self, pid: int) -> None:
         kid, pidfd = self.watched.pop(pid)
@@ -174,11 +177,11 @@ class KidWatch:
                 if not self._watch(kid):
                     continue  # it died as we looked: still missing
             except OSError as error:  # out of fds, say: nothing more can be reported
-                self._restarted(kid)
                 self.stop()
                 self.on_failure(error)
                 return
-            self._restarted(kid)
+            del self.missing[kid.name]
+            self.on_restart(kid)
         now = self.loop.clock()
         for name, until in list(self.missing.items()):
             if now >= until:

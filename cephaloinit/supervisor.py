@@ -143,6 +143,7 @@ class Supervisor:
             self.config = config
             self.children.send(self.squid, signal.SIGHUP)
             self.log.info("Configuration valid; Squid is reloading it")
+            self.kids.reloaded()  # Squid starts again the kids it had given up on
             # Squid closes its listening ports while it reconfigures and opens
             # them again: ready only once they are back (and no later).
             now = self.loop.clock()
@@ -153,7 +154,6 @@ class Supervisor:
                 raise Fatal(f"Squid did not accept connections on port {self.squid_port} again "
                             f"within {self.settings.startup_timeout:g}s of a reload")
             self.log.info("Squid reloaded its configuration")
-            self.kids.reloaded()
         self.set_ready(True, "")
 
     def shut_down(self) -> None:

@@ -310,9 +310,13 @@ def hup_ignored(column: str) -> Callable:
 def hup_reloads(tmp_path):
     # valid: /ready 503 while validating, HUP to Squid, /ready 200 once it listens again
     run = Run(tmp_path / "valid")
+    looked_again = []  # SMP: the kids Squid had given up on, looked for while it reloads
+    run.supervisor.kids.reloaded = lambda: looked_again.append(
+        (run.sent_to("squid") == [signal.SIGHUP], run.logged("Squid reloaded its configuration")))
     enter(run, R, signal_event(signal.SIGHUP))
     assert run.start() == 0
     assert run.sent_to("squid")[0] == signal.SIGHUP
+    assert looked_again == [(True, False)]  # once the HUP is sent, before the reload ends
     assert len([p for p in run.host.processes.values() if p.kind == "helper"]) == 2
     running = [ready for state, _, ready in run.world.seen if state is State.RUNNING]
     assert False in running and running[-1] is True
@@ -324,9 +328,11 @@ def hup_reloads(tmp_path):
     def reject(run):
         run.world.parse_code, run.world.parse_output = 1, b"FATAL: Bungled http_port\n"
         run.host.signal_us(signal.SIGHUP)
+    run.supervisor.kids.reloaded = lambda: looked_again.append("rejected")
     enter(run, R, reject)
     assert run.start() == 0
     assert signal.SIGHUP not in run.sent_to("squid")
+    assert "rejected" not in looked_again
     assert run.logged("Reload rejected, Squid keeps running on its current configuration: ", "ERROR")
     assert run.logged("Bungled", "ERROR")
     # a deleted mounted config is rejected, not replaced by the image's default
