@@ -1,9 +1,9 @@
-"""Free TCP ports for tests, chosen below the kernel's ephemeral port range.
+"""Free TCP ports for tests, chosen outside the kernel's ephemeral port range.
 
 A port the kernel hands out for ``bind((host, 0))`` lies in the ephemeral
 range. Until the program under test binds it, any outgoing connection on the
 machine may take it as its local port, and Squid, which binds the wildcard
-address, then fails with "Address already in use" (seen in CI). Ports below
+address, then fails with "Address already in use" (seen in CI). Ports outside
 that range are only ever taken by an explicit bind.
 """
 
@@ -43,16 +43,22 @@ def bindable(port: int) -> bool:
     return True
 
 
+def outside_ephemeral(low: int, high: int) -> range:
+    """The larger run of ports the kernel never hands out: below the
+    ephemeral range (from LOWEST) or above it."""
+    below, above = range(LOWEST, low), range(max(high + 1, LOWEST), 65536)
+    return max(below, above, key=len)
+
+
 def free_port() -> int:
     """A port nothing listens on, outside the ephemeral range."""
-    low, _ = ephemeral_range()
-    if low - LOWEST < 1000:  # a machine whose ephemeral range starts low: the kernel's choice
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+    ports = outside_ephemeral(*ephemeral_range())
+    if len(ports) < 1000:
+        raise RuntimeError(f"too few ports outside the ephemeral range ({PORT_RANGE_FILE}) "
+                           "for the tests: narrow it")
     for _ in range(200):
-        port = random.randrange(LOWEST, low)
+        port = random.choice(ports)
         if port not in _given and bindable(port):
             _given.add(port)
             return port
-    raise RuntimeError(f"no free port found between {LOWEST} and {low}")
+    raise RuntimeError(f"no free port found in {ports.start}-{ports.stop - 1}")

@@ -31,6 +31,7 @@ import time
 
 from cephaloinit import procfs, statefile
 
+from ..ports import free_port
 from ..statefiles import write_state
 from cephaloinit.health import http, server
 from cephaloinit.logs import Logger
@@ -214,10 +215,7 @@ class InProcess:
     def __init__(self, run_dir: str):
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK)
         self.loop = Loop(self.wakeup_r, lambda signums: None)
-        with socket.socket() as unused:
-            unused.bind(("127.0.0.1", 0))
-            squid_port = unused.getsockname()[1]
-        self.state = published_state(run_dir, squid_port)
+        self.state = published_state(run_dir, free_port())
         self.server = server.Server(Settings(health_bind="127.0.0.1", health_port=0),
                                     Logger("ERROR"), self.loop, read_state=lambda: statefile.from_json(json.dumps(self.state)))
         self.address = self.server.listen()
@@ -347,12 +345,8 @@ class Child:
     """``cephaloinit health-server`` as the supervisor starts it, with a state file."""
 
     def __init__(self, run_dir: str, log_path: str):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        with socket.socket() as unused:
-            unused.bind(("127.0.0.1", 0))
-            squid_port = unused.getsockname()[1]
+        self.port = free_port()
+        squid_port = free_port()  # nobody listens on it
         write_state(os.path.join(run_dir, "cephaloinit.state"), published_state(run_dir, squid_port))
         read_end, write_end = os.pipe()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": REPO,
