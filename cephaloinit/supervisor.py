@@ -63,14 +63,14 @@ class Supervisor:
         self.mounted = False  # whether Squid runs on the mounted config (not the image's default)
         self.scratch_dir: str | None = None  # `validate` writes only here
         self.squid_version = ""  # from `squid -v`, once validated
+        self.run_helper = helpers.Runner(self.children, self.wait_until).run
 
     # -- the contract ----------------------------------------------------------
     def run(self) -> int:
         try:
             self.log.info(f"CephaloProxy entrypoint starting (UID: {os.getuid()}, GID: {os.getgid()})")
             self.config = validators.put_in_place(self.validate())
-            runner = helpers.Runner(self.children, self.wait_until)
-            self.squid_version = squid.version(runner.run, self.settings, self.log)
+            self.squid_version = squid.version(self.run_helper, self.settings, self.log)
             self.start_health()
             self.start_squid()
             self.enter(State.RUNNING)  # STARTING_SQUID -> RUNNING
@@ -277,10 +277,6 @@ class Supervisor:
     def squid_port(self) -> int:
         return self.config.ports[0] if self.config and self.config.ports else self.settings.squid_port
 
-    @property
-    def health_restarts(self) -> int:
-        return self.health.restarts
-
     def squid_accepting(self) -> bool:
         return accepting(self.config, self.squid_port, self.squid.pid, self.workers,
                          self.core.host.proc)
@@ -313,7 +309,7 @@ class Supervisor:
             supervisor_pid=os.getpid(),
             squid_pid=self.squid.pid if self.squid and self.squid.running else None,
             health_pid=self.health.pid if self.health and self.health.running else None,
-            health_restarts=self.health_restarts,
+            health_restarts=self.health.restarts,
             squid_kid_restarts=self.kids.restarts,
             started_at=self.started_at,
             state_since=self.state_since,
@@ -330,8 +326,7 @@ class Supervisor:
                                  "may be stale")
 
     def validator_context(self) -> validators.Context:
-        run_helper = helpers.Runner(self.children, self.wait_until).run
-        return validators.Context(self.settings, run_helper, self.log, os.getuid(), os.getgid(),
+        return validators.Context(self.settings, self.run_helper, self.log, os.getuid(), os.getgid(),
                                   scratch_dir=self.scratch_dir)
 
 
