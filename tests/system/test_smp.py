@@ -18,7 +18,7 @@ from .. import proctree
 from ..ports import free_port
 from .conftest import poll
 from .test_proxy_run import (_established, basic_config, fetch, origin,  # noqa: F401 (fixtures)
-                             proxy, run, start_download)
+                             proxy, run, start_download, stop_during_a_download)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,12 +167,7 @@ def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
 def test_a_download_on_any_kid_finishes_before_squid_stops(run, proxy, origin):
     init = start_with_two_workers(run, proxy)
     tree = procfs.descendants(init.pid)
-    client, result = start_download(proxy, origin + "/slow/20")  # about 2 s
-    assert _established(proxy.squid_port)
-    init.signal(signal.SIGTERM)
-    client.join(timeout=20)
-    assert result.get("body") == b"x" * 20 * 1024, result
-    assert init.wait(timeout=15) == 0
+    stop_during_a_download(init, proxy, origin)
     assert "Shutdown complete" in init.text()
     assert [pid for pid in tree if proctree.is_alive(pid)] == []
 
