@@ -31,17 +31,14 @@ import atexit
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
-from typing import NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from benchmarks import containers  # noqa: E402
-from benchmarks.containers import HOST, IMAGE, PEERS, SYSTEMS, podman, say  # noqa: E402
+from benchmarks.containers import HOST, IMAGE, PEERS, SYSTEMS, Origin, podman, say, start_origin  # noqa: E402
 from benchmarks.goals import goals  # noqa: E402
 from benchmarks.host_squid import HostSquid  # noqa: E402
 from benchmarks.measure_crash import measure_crash  # noqa: E402
@@ -77,29 +74,6 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
             if flag not in argv:
                 setattr(options, flag[2:].replace("-", "_"), value)
     return options
-
-
-class Origin(NamedTuple):
-    """Where the systems fetch from: benchmarks/origin.py on the host."""
-
-    obj_url: str  # the cacheable 1 KiB object, through the podman gateway
-    slow_url: str  # the download in flight during a stop
-    host_obj_url: str  # the object through loopback, for bare Squid on the host
-
-
-def start_origin(download_seconds: float) -> Origin:
-    origin = subprocess.Popen([sys.executable, os.path.join(REPO, "benchmarks", "origin.py")],
-                              stdout=subprocess.PIPE, text=True)
-    atexit.register(origin.kill)
-    port = int(origin.stdout.readline())
-    threading.Thread(target=lambda: [None for _ in origin.stdout], daemon=True).start()
-    gateway = podman("network", "inspect", "podman", "--format",
-                     "{{range .Subnets}}{{.Gateway}}{{end}}")
-    # Bare Squid fetches through loopback: the podman bridge (and so the
-    # gateway address) only exists while some container runs.
-    return Origin(f"http://{gateway}:{port}/obj",
-                  f"http://{gateway}:{port}/slow?seconds={download_seconds:g}&chunks={int(download_seconds * 10)}",
-                  f"http://127.0.0.1:{port}/obj")
 
 
 def iteration(number: int, options: argparse.Namespace, origin: Origin, host_squid: HostSquid,

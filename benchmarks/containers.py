@@ -7,6 +7,7 @@ environment, like the Makefile's IMAGE.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import platform
@@ -16,7 +17,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from typing import NamedTuple
 
 from benchmarks import load
 from cephaloinit import procfs, squid
@@ -212,3 +215,27 @@ def machine() -> str:
     runtime = podman("info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Version}}").split("\n")[0]
     return (f"{cpu}, {os.cpu_count()} CPUs, {mem} GiB; {release.get('PRETTY_NAME', '?').strip(chr(34))}, "
             f"kernel {platform.release()}; {engine}, {runtime}")
+
+
+# -- the origin ----------------------------------------------------------------------
+class Origin(NamedTuple):
+    """Where the systems fetch from: benchmarks/origin.py on the host."""
+
+    obj_url: str  # the cacheable 1 KiB object, through the podman gateway
+    slow_url: str  # the download in flight during a stop
+    host_obj_url: str  # the object through loopback, for bare Squid on the host
+
+
+def start_origin(download_seconds: float) -> Origin:
+    origin = subprocess.Popen([sys.executable, os.path.join(REPO, "benchmarks", "origin.py")],
+                              stdout=subprocess.PIPE, text=True)
+    atexit.register(origin.kill)
+    port = int(origin.stdout.readline())
+    threading.Thread(target=lambda: [None for _ in origin.stdout], daemon=True).start()
+    gateway = podman("network", "inspect", "podman", "--format",
+                     "{{range .Subnets}}{{.Gateway}}{{end}}")
+    # Bare Squid fetches through loopback: the podman bridge (and so the
+    # gateway address) only exists while some container runs.
+    return Origin(f"http://{gateway}:{port}/obj",
+                  f"http://{gateway}:{port}/slow?seconds={download_seconds:g}&chunks={int(download_seconds * 10)}",
+                  f"http://127.0.0.1:{port}/obj")

@@ -33,9 +33,11 @@ def try_get(port: int, target: str) -> bool:
         return False
 
 
-def ab(port: int, url: str, seconds: float, clients: int) -> float:
-    """Requests/s of ab with keep-alive through the proxy at 127.0.0.1:port."""
-    argv = ["ab", "-q", "-k", "-c", str(clients), "-t", str(seconds), "-n", "100000000",
+def ab(port: int, url: str, seconds: float, clients: int, cpu: str | None = None) -> float:
+    """Requests/s of ab with keep-alive through the proxy at 127.0.0.1:port;
+    with ``cpu``, ab runs pinned there (taskset -c)."""
+    pinned = ["taskset", "-c", cpu] if cpu is not None else []
+    argv = [*pinned, "ab", "-q", "-k", "-c", str(clients), "-t", str(seconds), "-n", "100000000",
             "-X", f"127.0.0.1:{port}", url]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     match = AB_RESULT.search(result.stdout)

@@ -27,29 +27,27 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from benchmarks.containers import PODMAN, podman, render_peer_config  # noqa: E402
+from benchmarks import load  # noqa: E402
+from benchmarks.containers import (BASE_IMAGE, IMAGE, PODMAN, podman, render_peer_config,  # noqa: E402
+                                   start_origin)
+from benchmarks.measure_idle import rss_kib  # noqa: E402
 from cephaloinit import procfs, smp, squid  # noqa: E402
 from cephaloinit.settings import Settings  # noqa: E402
 
-IMAGE = os.environ.get("IMAGE", "localhost/cephaloproxy:trixie")
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/cephaloproxy-base:trixie")
 PEER_IMAGE = os.environ.get("PEER_IMAGE", "localhost/cephaloproxy-peer-workers:tini")
 RUN_ID = f"cpworkers-{os.getpid()}"
 LABEL = f"io.cephaloproxy.bench={RUN_ID}"
 LOAD_CPU = "1"  # ab runs here (taskset -c)
-AB_RESULT = re.compile(r"Requests per second:\s+([\d.]+)")
 SYSTEMS = (("cephaloinit", 1), ("cephaloinit", 2), ("tini", 1), ("tini", 2))
 
 
@@ -124,10 +122,6 @@ class Container:
         return False
 
 
-def vm_rss_kib(pid: int) -> int:
-    return int(procfs.status(pid).get("VmRSS", "0 kB").split()[0])
-
-
 def pss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as file:
@@ -150,17 +144,6 @@ def wait_serving(container: Container, url: str, timeout: float = 60) -> None:
         time.sleep(0.1)
     raise RuntimeError(f"{container.title} did not serve within {timeout:g}s:\n"
                        f"{podman('logs', container.name, check=False)[-2000:]}")
-
-
-def ab(port: int, url: str, seconds: float, clients: int) -> float:
-    argv = ["taskset", "-c", LOAD_CPU, "ab", "-q", "-k", "-c", str(clients), "-t", str(seconds),
-            "-n", "100000000", "-X", f"127.0.0.1:{port}", url]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    match = AB_RESULT.search(result.stdout)
-    failed = re.search(r"Failed requests:\s+(\d+)", result.stdout)
-    if not match or (failed and int(failed.group(1))) or "Non-2xx responses" in result.stdout:
-        raise RuntimeError(f"ab through port {port} failed:\n{result.stdout}\n{result.stderr}")
-    return float(match.group(1))
 
 
 def spread(values: list[float], digits: int = 0) -> str:
@@ -198,23 +181,16 @@ def main() -> int:
     directory = tempfile.mkdtemp(prefix="cpworkers-")
     os.chmod(directory, 0o755)
     build_peer(directory)
-    origin = subprocess.Popen([sys.executable, os.path.join(HERE, "origin.py")],
-                              stdout=subprocess.PIPE, text=True)
-    atexit.register(origin.kill)
-    origin_port = int(origin.stdout.readline())
-    threading.Thread(target=lambda: [None for _ in origin.stdout], daemon=True).start()
+    url = start_origin(download_seconds=1).obj_url
     atexit.register(lambda: podman("rm", "-f", "-t", "0", *podman(
         "ps", "-aq", "--filter", f"label={LABEL}", check=False).split(), check=False))
 
     containers = [Container(system, workers, directory) for system, workers in SYSTEMS]
-    gateway = podman("network", "inspect", "podman", "--format",
-                     "{{range .Subnets}}{{.Gateway}}{{end}}")
-    url = f"http://{gateway}:{origin_port}/obj"
     for container in containers:
         wait_serving(container, url)
     say(f"all four serve; idle {options.idle:g}s, then RSS")
     time.sleep(options.idle)  # the idle window being measured, not a wait for an event
-    rss = {c.title: [vm_rss_kib(pid) / 1024 for pid in c.serving()] for c in containers}
+    rss = {c.title: [rss_kib(pid) / 1024 for pid in c.serving()] for c in containers}
     pss = {c.title: [sum(pss_kib(pid) for pid in c.squid_tree()) / 1024] for c in containers}
 
     load_before = os.getloadavg()[0]
@@ -222,7 +198,7 @@ def main() -> int:
     for round_number in range(options.rounds):
         shift = round_number % len(containers)
         for container in containers[shift:] + containers[:shift]:
-            value = ab(container.port, url, options.seconds, options.clients)
+            value = load.ab(container.port, url, options.seconds, options.clients, cpu=LOAD_CPU)
             rps[container.title].append(value)
             say(f"round {round_number + 1}: {container.title}: {value:.0f} req/s")
 
