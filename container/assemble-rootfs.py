@@ -282,7 +282,8 @@ class ElfFile:
     """What the dynamic loader reads from a 64-bit little-endian ELF file
     (amd64, arm64): its interpreter, DT_NEEDED names and search paths."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, origin: str) -> None:
+        """``path``: where to read it; ``origin``: its directory in the image ($ORIGIN)."""
         with open(path, "rb") as stream:
             data = stream.read()
         if data[:4] != ELF_MAGIC or data[4] != 2 or data[5] != 1:
@@ -314,7 +315,6 @@ class ElfFile:
         def string(at: int) -> str:
             return data[strtab + at:data.index(b"\0", strtab + at)].decode()
 
-        origin = os.path.dirname(path)
         runpath = [string(v) for t, v in entries if t == DT_RUNPATH]
         rpath = [] if runpath else [string(v) for t, v in entries if t == DT_RPATH]
         for entry in rpath + runpath:
@@ -335,16 +335,17 @@ def library_dirs(sysroot: str) -> list[str]:
     return dirs + ["/lib", "/usr/lib"]
 
 
-def shared_libraries(rootfs: "Rootfs", path: str) -> list[str]:
-    """The shared-library closure of one ELF file, dynamic loader included, as
-    paths to copy (the loader's own names for them: symlinks are kept)."""
+def shared_libraries(rootfs: "Rootfs", *paths: str) -> list[str]:
+    """The shared-library closure of ELF files, dynamic loader included, as
+    paths to copy (the loader's own names for them: symlinks are kept). Each
+    library is read once, however many of the files need it."""
     dirs = library_dirs(rootfs.sysroot or "/")
     found: list[str] = []
-    pending = [path]
-    seen = {path}
+    pending = list(paths)
+    seen = set(paths)
     while pending:
         current = pending.pop(0)
-        elf = ElfFile(rootfs.source(current))
+        elf = ElfFile(rootfs.source(current), origin=os.path.dirname(current))
         if elf.interpreter and elf.interpreter not in found:
             found.append(elf.interpreter)
         for name in elf.needed:
@@ -501,7 +502,7 @@ def aliases(path: str) -> list[str]:
 
 def dpkg_query(rootfs: Rootfs) -> list[str]:
     """dpkg-query on the database of the packages the files come from."""
-    return ["dpkg-query", "--admindir", rootfs.source("/var/lib/dpkg")] if rootfs.sysroot else ["dpkg-query"]
+    return ["dpkg-query", "--admindir", rootfs.source("/var/lib/dpkg")]
 
 
 def owners(rootfs: Rootfs, paths: set[str]) -> dict[str, set[str]]:
@@ -648,10 +649,9 @@ def main() -> int:
         rootfs.add(path)
 
     elf_files = set(rootfs.realpath(p) for p in elf_roots)
-    for root in elf_roots:
-        for library in shared_libraries(rootfs, rootfs.realpath(root)):
-            rootfs.add(library)
-            elf_files.add(rootfs.realpath(library))
+    for library in shared_libraries(rootfs, *sorted(elf_files)):
+        rootfs.add(library)
+        elf_files.add(rootfs.realpath(library))
 
     # The image's own files.
     rootfs.write("/etc/passwd", PASSWD)

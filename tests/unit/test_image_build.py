@@ -58,6 +58,29 @@ def test_a_library_missing_from_the_sysroot_fails_the_build_naming_it(assemble, 
         assemble.shared_libraries(rootfs, "/usr/bin/python3")
 
 
+@pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("ldd"), reason="needs gcc and ldd")
+def test_an_origin_runpath_is_read_inside_the_sysroot(assemble, tmp_path):
+    # $ORIGIN is the directory of the file in the image, not of its copy in
+    # the sysroot: expanded from the latter, the sysroot came in twice.
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "opt/app/bin").mkdir(parents=True)
+    (sysroot / "opt/app/lib").mkdir(parents=True)
+    (tmp_path / "demo.c").write_text("int demo(void) { return 0; }\n")
+    (tmp_path / "main.c").write_text("int demo(void);\nint main(void) { return demo(); }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", sysroot / "opt/app/lib/libdemo.so",
+                    tmp_path / "demo.c"], check=True, timeout=60)
+    subprocess.run(["gcc", "-o", sysroot / "opt/app/bin/demo", tmp_path / "main.c",
+                    f"-L{sysroot}/opt/app/lib", "-ldemo", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"],
+                   check=True, timeout=60)
+    for library in ldd(sys.executable):  # libc and the loader, where the loader looks
+        if os.path.basename(library).startswith(("libc.so", "ld-linux")):
+            target = sysroot / os.path.relpath(os.path.dirname(library), "/")
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(library, target)
+    rootfs = assemble.Rootfs(str(tmp_path / "rootfs"), str(sysroot))
+    assert "/opt/app/bin/../lib/libdemo.so" in assemble.shared_libraries(rootfs, "/opt/app/bin/demo")
+
+
 def test_a_sysroots_links_resolve_inside_it_and_alternatives_are_resolved(assemble, tmp_path):
     sysroot = tmp_path / "sysroot"
     (sysroot / "usr/sbin").mkdir(parents=True)
