@@ -175,42 +175,45 @@ def turn(loop, predicate, seconds=5.0):
         tick.cancel()
 
 
-def named_kid(name: str):
-    """A child of this test process that shows ``(name)`` as its argv[0], as
-    Squid's kids do: this process plays the master."""
+@pytest.fixture
+def named_kid():
+    """Starts children of this test process that show ``(name)`` as their
+    argv[0], as Squid's kids do (this process plays the master); each is
+    killed and reaped after the test."""
     import subprocess
-    return subprocess.Popen([f"({name})", "30"], executable="/bin/sleep")
+    started = []
+
+    def start(name: str) -> subprocess.Popen:
+        started.append(subprocess.Popen([f"({name})", "30"], executable="/bin/sleep"))
+        return started[-1]
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
 
 
-def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop):
+def test_a_kids_death_is_seen_through_its_pidfd_and_its_replacement_found(loop, named_kid):
     first = named_kid("squid-1")
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append(("death", kid)),
                          lambda kid: events.append(("restart", kid)),
                          lambda name: events.append(("given up", name)),
                          lambda error: events.append(("failure", error)))
-    second = None
-    try:
-        watch.start(os.getpid())
-        assert list(watch.watched) == [first.pid]
-        first.kill()
-        first.wait()  # what the master does; the pidfd fires either way
-        turn(loop, lambda: events)
-        assert events == [("death", smp.Kid(first.pid, "squid-1"))]
-        second = named_kid("squid-1")  # the master starts it again
-        turn(loop, lambda: len(events) == 2)
-        assert events[1] == ("restart", smp.Kid(second.pid, "squid-1"))
-        watch.stop(signal.SIGKILL)  # kids left without a master are killed
-        assert second.wait(timeout=5) == -signal.SIGKILL
-        assert watch.watched == {} and loop.next_timeout() is None
-    finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+    watch.start(os.getpid())
+    assert list(watch.watched) == [first.pid]
+    first.kill()
+    first.wait()  # what the master does; the pidfd fires either way
+    turn(loop, lambda: events)
+    assert events == [("death", smp.Kid(first.pid, "squid-1"))]
+    second = named_kid("squid-1")  # the master starts it again
+    turn(loop, lambda: len(events) == 2)
+    assert events[1] == ("restart", smp.Kid(second.pid, "squid-1"))
+    watch.stop(signal.SIGKILL)  # kids left without a master are killed
+    assert second.wait(timeout=5) == -signal.SIGKILL
+    assert watch.watched == {} and loop.next_timeout() is None
 
 
-def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
+def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch, named_kid):
     process = named_kid("squid-2")
     monkeypatch.setattr(smp, "KID_RESTART_WAIT", 0.2)
     events = []
@@ -224,7 +227,7 @@ def test_a_kid_squid_does_not_restart_is_given_up_on(loop, monkeypatch):
     assert loop.next_timeout() is None  # no timer left: no wakeups while degraded
 
 
-def test_a_kid_given_up_on_is_looked_for_again_after_a_reload(loop, monkeypatch):
+def test_a_kid_given_up_on_is_looked_for_again_after_a_reload(loop, monkeypatch, named_kid):
     # A HUP makes Squid's master forget a kid's failures and start it again,
     # however long after we gave up on it: it is found, counted and watched.
     process = named_kid("squid-2")
@@ -233,7 +236,6 @@ def test_a_kid_given_up_on_is_looked_for_again_after_a_reload(loop, monkeypatch)
     watch = smp.KidWatch(loop, lambda kid: events.append("death"),
                          lambda kid: events.append(f"restart {kid.name}"),
                          lambda name: events.append(f"given up {name}"), print)
-    successor = None
     try:
         watch.start(os.getpid())
         process.kill()
@@ -249,13 +251,9 @@ def test_a_kid_given_up_on_is_looked_for_again_after_a_reload(loop, monkeypatch)
         assert loop.next_timeout() is None
     finally:
         watch.stop()
-        for kid in (process, successor):
-            if kid is not None:
-                kid.kill()
-                kid.wait()
 
 
-def test_a_pid_that_is_no_longer_the_kid_when_opened_is_not_watched(loop, monkeypatch):
+def test_a_pid_that_is_no_longer_the_kid_when_opened_is_not_watched(loop, monkeypatch, named_kid):
     # The kid died and its PID went to another process between the look in
     # /proc and pidfd_open: the pidfd is of that process, which is dropped,
     # and the kid is looked for again.
@@ -276,8 +274,6 @@ def test_a_pid_that_is_no_longer_the_kid_when_opened_is_not_watched(loop, monkey
         assert stranger.poll() is None  # never signalled
     finally:
         watch.stop()
-        stranger.kill()
-        stranger.wait()
 
 
 def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop, monkeypatch):
@@ -295,14 +291,13 @@ def test_without_pidfd_open_start_raises_and_stop_leaves_nothing_registered(loop
     assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
 
 
-def test_a_successor_whose_pid_is_no_longer_the_kid_is_not_counted(loop, monkeypatch):
+def test_a_successor_whose_pid_is_no_longer_the_kid_is_not_counted(loop, monkeypatch, named_kid):
     # Seen in /proc, gone by pidfd_open: no restart is reported for it, and
     # the kid that does come is reported once.
     first = named_kid("squid-1")
     events = []
     watch = smp.KidWatch(loop, lambda kid: events.append("death"),
                          lambda kid: events.append(f"restart {kid.pid}"), print, print)
-    stranger = successor = None
     try:
         watch.start(os.getpid())
         stranger = named_kid("not-a-kid")
@@ -323,13 +318,9 @@ def test_a_successor_whose_pid_is_no_longer_the_kid_is_not_counted(loop, monkeyp
         assert list(watch.watched) == [successor.pid]
     finally:
         watch.stop()
-        for kid in (first, stranger, successor):
-            if kid is not None:
-                kid.kill()
-                kid.wait()
 
 
-def test_a_pidfd_is_closed_when_reading_proc_after_opening_it_fails(loop, monkeypatch):
+def test_a_pidfd_is_closed_when_reading_proc_after_opening_it_fails(loop, monkeypatch, named_kid):
     # With one descriptor left, pidfd_open takes it and /proc cannot be read.
     kid = named_kid("squid-1")
     fds_before = len(os.listdir("/proc/self/fd"))
@@ -346,11 +337,9 @@ def test_a_pidfd_is_closed_when_reading_proc_after_opening_it_fails(loop, monkey
         assert len(os.listdir("/proc/self/fd")) == fds_before
     finally:
         watch.stop()
-        kid.kill()
-        kid.wait()
 
 
-def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop, monkeypatch):
+def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop, monkeypatch, named_kid):
     # Out of file descriptors, say, when the restarted kid turns up: reported
     # once, nothing left registered, and PID 1's loop goes on.
     first = named_kid("squid-1")
@@ -358,19 +347,15 @@ def test_a_successor_that_cannot_be_watched_ends_the_watch_with_one_report(loop,
     watch = smp.KidWatch(loop, lambda kid: events.append("death"), lambda kid: events.append("restart"),
                          lambda name: events.append("given up"),
                          lambda error: events.append(f"failure {error.errno}"))
-    try:
-        watch.start(os.getpid())
-        first.kill()
-        first.wait()
-        monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(os.getpid(), "squid-1")])
+    watch.start(os.getpid())
+    first.kill()
+    first.wait()
+    monkeypatch.setattr(smp, "kids", lambda master, proc=None: [smp.Kid(os.getpid(), "squid-1")])
 
-        def exhausted(pid):
-            raise OSError(24, "Too many open files")
-        monkeypatch.setattr(os, "pidfd_open", exhausted)
-        turn(loop, lambda: len(events) == 2)
-        assert events == ["death", "failure 24"]  # not a restart: that PID was never checked
-        assert watch.watched == {} and loop.next_timeout() is None
-        assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
-    finally:
-        first.kill()
-        first.wait()
+    def exhausted(pid):
+        raise OSError(24, "Too many open files")
+    monkeypatch.setattr(os, "pidfd_open", exhausted)
+    turn(loop, lambda: len(events) == 2)
+    assert events == ["death", "failure 24"]  # not a restart: that PID was never checked
+    assert watch.watched == {} and loop.next_timeout() is None
+    assert len(loop.selector.get_map()) == 1  # the wakeup pipe only
