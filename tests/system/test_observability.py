@@ -10,20 +10,14 @@ import os
 import re
 import signal
 import subprocess
-import urllib.request
 
 import pytest
 
 from ..ports import free_port
 from .conftest import poll
-from .test_proxy_run import SQUID, basic_config, fetch, origin, proxy, run  # noqa: F401
+from .test_proxy_run import SQUID, basic_config, fetch, health_get, origin, proxy, run  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def health_get(proxy, path: str) -> bytes:
-    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.health_port}{path}", timeout=10) as answer:
-        return answer.read()
 
 
 def samples(proxy) -> dict[tuple, float]:

@@ -146,6 +146,18 @@ def fetch(proxy: Proxy, url: str, timeout: float = 10) -> bytes:
         return response.read()
 
 
+def health_get(proxy: Proxy, path: str) -> bytes:
+    """The body of a health endpoint; an HTTPError for any status but 2xx."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.health_port}{path}", timeout=10) as answer:
+        return answer.read()
+
+
+def squid_pid(init) -> int:
+    """Squid (with SMP, its master) as the host sees it: the state file has
+    its PID in cephaloinit's namespace."""
+    return [child.pid for child in init.children() if child.comm == "squid"][0]
+
+
 def basic_config(proxy: Proxy, extra: str = "") -> str:
     return f"""\
 http_port {proxy.squid_port}
@@ -212,7 +224,8 @@ def test_an_idle_proxy_stops_in_about_squids_own_floor(run, proxy):
 
 def start_download(proxy: Proxy, url: str) -> tuple[threading.Thread, dict]:
     """A download through the proxy in a thread; its body or error lands in the
-    dict. Returns once the origin has begun to answer it."""
+    dict. Returns once the origin has begun to answer it, Squid's client
+    connection established."""
     result: dict = {}
     Origin.sending.clear()
 
@@ -225,6 +238,7 @@ def start_download(proxy: Proxy, url: str) -> tuple[threading.Thread, dict]:
     client = threading.Thread(target=download, daemon=True)
     client.start()
     assert Origin.sending.wait(timeout=10), f"the origin never began to answer: {result}"
+    assert _established(proxy.squid_port)
     return client, result
 
 
@@ -232,7 +246,6 @@ def stop_during_a_download(init, proxy, origin) -> None:
     """TERM while a download of about 2 s is in flight: it finishes whole,
     then cephaloinit exits 0."""
     client, result = start_download(proxy, origin + "/slow/20")
-    assert _established(proxy.squid_port)
     init.signal(signal.SIGTERM)
     client.join(timeout=20)
     assert result.get("body") == b"x" * 20 * 1024, result
@@ -341,9 +354,8 @@ def test_sigterm_in_each_start_up_state_exits_0_with_no_child_left(run, proxy, w
 def test_squid_killed_in_running_exits_1_within_milliseconds(run, proxy):
     init = run()
     init.wait_for_line("Container ready")
-    squid_pid = [c.pid for c in init.children() if c.comm == "squid"][0]
     killed = time.monotonic()
-    os.kill(squid_pid, signal.SIGKILL)
+    os.kill(squid_pid(init), signal.SIGKILL)
     init.wait_for_line("Squid process died: killed by SIGKILL")
     detected = time.monotonic() - killed
     assert init.wait(timeout=15) == 1

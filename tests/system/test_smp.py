@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
 
 import pytest
 
@@ -17,17 +16,12 @@ from cephaloinit import procfs, smp, squid
 from .. import proctree
 from ..ports import free_port
 from .conftest import poll
-from .test_proxy_run import (_established, basic_config, fetch, origin,  # noqa: F401 (fixtures)
-                             proxy, run, start_download, stop_during_a_download)
+from .test_proxy_run import (basic_config, fetch, health_get, origin,  # noqa: F401 (fixtures)
+                             proxy, run, squid_pid, start_download, stop_during_a_download)
 
 pytestmark = pytest.mark.timeout(90)
 
 WORKERS_2 = "workers 2\n"
-
-
-def master_pid(init) -> int:
-    """Squid's master as the host sees it (the state file has its namespace PID)."""
-    return [child.pid for child in init.children() if child.comm == "squid"][0]
 
 
 def workers_of(master: int) -> list[smp.Kid]:
@@ -47,22 +41,16 @@ def serves_then_stops_with_0(init, proxy, origin) -> None:
     assert init.wait(timeout=15) == 0
 
 
-def health(proxy, path: str) -> str:
-    url = f"http://127.0.0.1:{proxy.health_port}{path}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
-
-
 def test_workers_2_runs_two_serving_kids_below_squids_master(run, proxy, origin):
     init = start_with_two_workers(run, proxy)
     assert "Squid serves with 2 workers (SMP)" in init.text()
-    master = master_pid(init)
+    master = squid_pid(init)
     assert "--foreground" in procfs.cmdline(master) and "-N" not in procfs.cmdline(master)
     names = sorted(kid.name for kid in smp.kids(master))
     assert names == ["squid-1", "squid-2", "squid-coord-3"]
     # Ready only once both workers hold the listening socket.
     assert squid.listening_workers(proxy.squid_port, master) == 2
-    assert health(proxy, "/ready") == "READY\n"  # the master holds no socket: its workers do
+    assert health_get(proxy, "/ready").decode() == "READY\n"  # the master holds no socket: its workers do
     assert fetch(proxy, origin + "/") == b"hello from the origin\n"
     init.wait_for_line("TCP_MISS/200")  # the access log of a kid is relayed
     init.signal(signal.SIGTERM)
@@ -85,7 +73,7 @@ def test_not_ready_while_a_worker_does_not_listen_on_the_port(run, proxy):
 
 def test_hup_reaches_every_kid_and_ready_returns_once_both_listen(run, proxy, origin):
     init = start_with_two_workers(run, proxy)
-    master = master_pid(init)
+    master = squid_pid(init)
     before = workers_of(master)
     proxy.write_config(basic_config(proxy, WORKERS_2 + "acl blocked dstdomain .example.invalid\n"))
     init.signal(signal.SIGHUP)
@@ -109,7 +97,7 @@ def test_hup_that_changes_workers_is_rejected_and_squid_keeps_running(run, proxy
 
 def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, origin):
     init = start_with_two_workers(run, proxy)
-    master = master_pid(init)
+    master = squid_pid(init)
     victim = workers_of(master)[0]
     os.kill(victim.pid, signal.SIGKILL)
     init.wait_for_line("Squid kid squid-1 (PID ")
@@ -117,7 +105,7 @@ def test_a_killed_kid_is_logged_counted_and_the_container_stays_up(run, proxy, o
     assert "[WARNING] Squid kid squid-1" in init.text()
     poll(lambda: proxy.state["squid_kid_restarts"] == 1, what="one kid restart published")
     assert proxy.state["state"] == "RUNNING" and proxy.state["ready"] is True
-    assert "cephaloproxy_squid_kid_restarts_total 1\n" in health(proxy, "/metrics")
+    assert "cephaloproxy_squid_kid_restarts_total 1\n" in health_get(proxy, "/metrics").decode()
     poll(lambda: squid.listening_workers(proxy.squid_port, master) == 2, what="both workers back")
     serves_then_stops_with_0(init, proxy, origin)
 
@@ -130,7 +118,7 @@ def test_a_worker_squid_stopped_restarting_comes_back_with_a_reload_and_is_watch
     # KID_RESTART_WAIT, so cephaloinit is still looking for the kid; after
     # it gave up, the reload makes it look again: tests/unit/test_smp.py.)
     init = start_with_two_workers(run, proxy)
-    master = master_pid(init)
+    master = squid_pid(init)
     for failure in range(1, 6):
         victim = workers_of(master)[1]
         assert victim.name == "squid-2"
@@ -153,7 +141,7 @@ def test_a_worker_squid_stopped_restarting_comes_back_with_a_reload_and_is_watch
 
 def test_the_masters_death_is_fatal_and_takes_its_kids(run, proxy):
     init = start_with_two_workers(run, proxy)
-    master = master_pid(init)
+    master = squid_pid(init)
     kids = [kid.pid for kid in smp.kids(master)]
     os.kill(master, signal.SIGKILL)
     # The kids go while cephaloinit still runs (its exit as PID 1 would end
@@ -182,7 +170,6 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
     tree = procfs.descendants(init.pid)
     assert len(tree) >= 5  # health, master, coordinator, two workers
     start_download(proxy, origin + "/slow/600")  # 60 s: cut by the deadline
-    assert _established(proxy.squid_port)
     sent = time.monotonic()
     init.signal(signal.SIGTERM)
     assert init.wait(timeout=15) == 0
