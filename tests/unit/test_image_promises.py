@@ -1,7 +1,6 @@
 """container/image-promises.toml: the one statement of what the image
 promises, which the build (assemble-rootfs.py) and verify-image both read."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,19 +9,12 @@ import pytest
 
 from cephaloinit.settings import Settings
 
-CONTAINER = os.path.join(os.path.dirname(__file__), "..", "..", "container")
+from .test_image_build import CONTAINER, load
 
 
 @pytest.fixture(scope="module")
 def promises():
-    spec = importlib.util.spec_from_file_location("image_promises", os.path.join(CONTAINER, "image_promises.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses looks its module up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module.load()
+    return load("image_promises.py").load()
 
 
 def test_writable_directories_are_the_supervisors_runtime_directories(promises):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -18,11 +19,21 @@ def relay():
     return squidlog.Relay(clock=lambda: NOW)
 
 
+def refuse(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
 def objects(chunk: bytes, fd=STDERR, converter=None) -> list[dict]:
+    """What a strict JSON parser (no NaN, no Infinity) makes of the relay's output."""
     out = (converter or relay()).convert(fd, chunk)
     assert out.endswith(b"\n")
     lines = out.split(b"\n")[:-1]
-    return [json.loads(line) for line in lines]
+    return [json.loads(line, parse_constant=refuse) for line in lines]
+
+
+def found_time() -> str:
+    """The relay's time, given to a line that has none of its own."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW))
 
 
 # Real lines: Squid 5.7 (Debian 12) and 6.13 (Debian 13) start-up and failure.
@@ -58,9 +69,8 @@ def test_cache_log_lines_become_time_level_source_message():
 
 
 def test_a_line_without_a_cache_log_prefix_is_a_message_at_the_relay_time():
-    import time
     found = objects(b"WARNING: Cannot write log file: /dev/stderr\n/dev/stderr: Permission denied\n")
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW))
+    stamp = found_time()
     assert found == [
         {"time": stamp, "level": "WARNING", "source": "squid",
          "message": "WARNING: Cannot write log file: /dev/stderr"},
@@ -174,33 +184,20 @@ def test_the_logformat_names_every_field_the_relay_reads():
     assert words[5:] == ["%tr", "%>a", "%>Hs", "%<st", "%rm", "%Ss", "%Sh/%<a", "%[un", "%ru"]
 
 
-def strict_objects(chunk: bytes, fd=STDERR) -> list[dict]:
-    """What a strict JSON parser makes of the relay's output (no NaN, no Infinity)."""
-    def refuse(name):
-        raise ValueError(f"not JSON: {name}")
-    out = relay().convert(fd, chunk)
-    return [json.loads(line, parse_constant=refuse) for line in out.split(b"\n")[:-1]]
-
-
 def test_a_line_nested_too_deep_to_parse_is_a_message_not_a_crash():
     line = b'{"ua": "x", "y": ' + b"[" * 3000 + b"\n"
-    (found,) = strict_objects(line)
+    (found,) = objects(line)
     assert found["message"] == line.decode().rstrip("\n")
 
 
 def test_a_line_with_nan_or_infinity_is_a_message_since_strict_json_has_neither():
     line = b'{"a": NaN, "b": Infinity}\n'
-    assert strict_objects(line) == [{"time": found_time(), "level": "INFO", "source": "squid",
+    assert objects(line) == [{"time": found_time(), "level": "INFO", "source": "squid",
                                      "message": '{"a": NaN, "b": Infinity}'}]
-
-
-def found_time() -> str:
-    import time
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW))
 
 
 @pytest.mark.parametrize("status", ["\u00b2", "1" * 5000, "\u0663"])
 def test_access_numbers_that_are_not_ascii_digits_or_are_absurdly_long_are_null(status):
     line = ACCESS.replace(b" 502 ", f" {status} ".encode())
-    (found,) = strict_objects(line, STDOUT)
+    (found,) = objects(line, STDOUT)
     assert found["status"] is None and found["method"] == "GET"

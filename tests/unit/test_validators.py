@@ -42,13 +42,13 @@ def facts(tmp_path, **fields):
 
 
 # -- config ------------------------------------------------------------------------
-def layer_for(tmp_path, text=None):
+def layer_for(tmp_path, text=None, **settings):
     """Render the container layer around a mounted config ``text`` (None: the
-    default); return (facts, the rendered text)."""
+    default), with these settings; return (facts, the rendered text)."""
     if text is not None:
         (tmp_path / "etc").mkdir(exist_ok=True)
         (tmp_path / "etc" / "squid.conf").write_text(text)
-    ctx = context(tmp_path)
+    ctx = context(tmp_path, **settings)
     found = config.render(ctx, config.locate(ctx))
     with open(found.run_path) as file:
         return found, file.read()
@@ -89,25 +89,15 @@ def test_a_config_that_sets_nothing_gets_every_container_default(tmp_path):
 def test_with_log_format_json_the_layer_logs_requests_in_the_relay_s_format(tmp_path):
     from cephaloinit import squidlog
 
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "squid.conf").write_text("http_port 3128\n")
-    ctx = context(tmp_path, log_format="json")
-    found = config.render(ctx, config.locate(ctx))
-    with open(found.run_path) as file:
-        text = file.read()
+    _, text = layer_for(tmp_path, "http_port 3128\n", log_format="json")
     assert text.rstrip().endswith(f"{squidlog.ACCESS_LOGFORMAT}\n"
                                   f"access_log stdio:/dev/stdout {squidlog.ACCESS_LOGFORMAT_NAME}")
     assert "access_log stdio:/dev/stdout\n" not in text
 
 
 def test_with_log_format_json_a_users_access_log_is_left_alone(tmp_path):
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "squid.conf").write_text("http_port 3128\nlogformat mine %ts %ru\n"
-                                                 "access_log stdio:/dev/stdout mine\n")
-    ctx = context(tmp_path, log_format="json")
-    found = config.render(ctx, config.locate(ctx))
-    with open(found.run_path) as file:
-        text = file.read()
+    found, text = layer_for(tmp_path, "http_port 3128\nlogformat mine %ts %ru\n"
+                            "access_log stdio:/dev/stdout mine\n", log_format="json")
     assert "cephaloproxy" not in text.replace("cephaloinit", "")
     assert [d.args for d in found.named("access_log")] == [("stdio:/dev/stdout", "mine")]
 
