@@ -311,6 +311,11 @@ host_port() {
     echo "${mapping##*:}" | tee "$cache"
 }
 
+# host_children PID: the children of a host process, every thread's, one a line.
+host_children() {
+    cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | sort -u
+}
+
 # child_host_pid NAME COMM [CMDLINE_WORD]: host PID of the container's PID 1
 # child whose /proc comm is COMM (and whose command line has the word). The
 # image has no kill binary and no shell: its processes are signalled from here.
@@ -318,7 +323,7 @@ child_host_pid() {
     local name=$1 comm=$2 word=${3:-} init child
     init=$(engine inspect --format '{{.State.Pid}}' "$name")
     [ -n "$init" ] && [ "$init" != 0 ] || { fail "no host PID for $name"; return 1; }
-    for child in $(cat /proc/"$init"/task/*/children 2>/dev/null | tr ' ' '\n' | sort -u); do
+    for child in $(host_children "$init"); do
         [ "$(cat "/proc/$child/comm" 2>/dev/null)" = "$comm" ] || continue
         if [ -n "$word" ] && ! tr '\0' ' ' <"/proc/$child/cmdline" | grep -qw -- "$word"; then
             continue

@@ -15,7 +15,7 @@ HARDENED+=(--user 1234567:0)
 
 start_smp_proxy() {
     local name=$1 conf=$BATS_TEST_TMPDIR/squid.conf
-    printf 'workers 2\nshutdown_lifetime 5 seconds\n' | custom_squid_conf | write_file "$conf" 0644
+    echo 'workers 2' | custom_squid_conf | write_file "$conf" 0644
     start_proxy "$name" "${HARDENED[@]}" -v "$conf:/etc/squid/squid.conf:ro"
     wait_ready "$name"
 }
@@ -24,7 +24,7 @@ start_smp_proxy() {
 kids() {
     local master child argv0
     master=$(child_host_pid "$1" squid) || return 1
-    for child in $(cat /proc/"$master"/task/*/children 2>/dev/null | tr ' ' '\n' | sort -u); do
+    for child in $(host_children "$master"); do
         argv0=$(tr '\0' '\n' <"/proc/$child/cmdline" 2>/dev/null | head -n 1)
         [[ "$argv0" == "("*")" ]] && echo "$child ${argv0:1:-1}"
     done

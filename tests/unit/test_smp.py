@@ -92,14 +92,18 @@ def fake_tree(tmp_path, processes):
     """processes: (pid, ppid, state, argv, socket inodes held)."""
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "tcp6").write_text(LISTEN_TCP6)
-    for pid, ppid, state, argv, inodes in processes:
-        directory = tmp_path / str(pid)
-        (directory / "fd").mkdir(parents=True)
-        (directory / "stat").write_text(f"{pid} (squid) {state} {ppid} 0 0\n")
-        (directory / "cmdline").write_text("".join(word + "\0" for word in argv))
-        for number, inode in enumerate(inodes):
-            os.symlink(f"socket:[{inode}]", directory / "fd" / str(number + 10))
+    for process in processes:
+        add_process(tmp_path, *process)
     return str(tmp_path)
+
+
+def add_process(tmp_path, pid, ppid, state, argv, inodes):
+    directory = tmp_path / str(pid)
+    (directory / "fd").mkdir(parents=True)
+    (directory / "stat").write_text(f"{pid} (squid) {state} {ppid} 0 0\n")
+    (directory / "cmdline").write_text("".join(word + "\0" for word in argv))
+    for number, inode in enumerate(inodes):
+        os.symlink(f"socket:[{inode}]", directory / "fd" / str(number + 10))
 
 
 def kid(pid, name, inodes=(), ppid=10, state="S"):
@@ -138,10 +142,7 @@ def test_an_smp_master_listens_through_its_workers_but_not_through_other_childre
         (12, 10, "S", ["/usr/lib/squid/security_file_certgen"], [555]),  # a helper, not a kid
     ])
     assert not squid.listening(3128, 10, proc)
-    (tmp_path / "13" / "fd").mkdir(parents=True)
-    (tmp_path / "13" / "stat").write_text("13 (squid) S 10 0 0\n")
-    (tmp_path / "13" / "cmdline").write_text("(squid-1)\0--kid\0squid-1\0")
-    os.symlink("socket:[555]", tmp_path / "13" / "fd" / "10")
+    add_process(tmp_path, *kid(13, "squid-1", inodes=[555]))
     assert squid.listening(3128, 10, proc)
 
 

@@ -525,12 +525,13 @@ def pipe_eof(column: str) -> Callable:
             process = run.one(kind)
             process.write(1, b"the last words, no newline")
             process.close(1)
-        enter(run, column, partial_then_eof)
+        # V: a helper's lines are kept, not relayed; it fails to show them, so
+        # there is no RUNNING to go on to
+        enter(run, column, partial_then_eof, keep_going=column != V)
         if column in (SD, E):
             run.world.when(lambda s: True, finish_drain)
-        if column == V:  # a helper's lines are kept, not relayed; it fails to show them
+        if column == V:
             run.world.parse_code = 1
-            run.world.pending.pop()  # no RUNNING to stop in
         run.start()
         if column == V:
             assert run.logged("the last words, no newline", "ERROR")
