@@ -676,25 +676,23 @@ def shutdown_timeout(column: str) -> Callable:
     return check
 
 
-def smp_run(tmp_path) -> Run:
+def smp_run(tmp_path, monkeypatch) -> Run:
     """A run as with two workers. The fake Squid listens as one process;
     telling its workers apart in /proc, and the directories SMP needs, are
     smp's (tests/unit/test_smp.py)."""
     run = Run(tmp_path)
     real = supervisor_module.accepting
-    patch = pytest.MonkeyPatch()
-    patch.setattr(smp, "workers", lambda config: 2)
-    patch.setattr(smp, "writable_directories", lambda config: [])
-    patch.setattr(supervisor_module, "accepting",
-                  lambda config, port, pid, workers, proc: real(config, port, pid, 1, proc))
-    run.undo = patch.undo
+    monkeypatch.setattr(smp, "workers", lambda config: 2)
+    monkeypatch.setattr(smp, "writable_directories", lambda config: [])
+    monkeypatch.setattr(supervisor_module, "accepting",
+                        lambda config, port, pid, workers, proc: real(config, port, pid, 1, proc))
     return run
 
 
-def kids_watched_once_ready(tmp_path):
+def kids_watched_once_ready(tmp_path, monkeypatch):
     """SMP's kids are watched (their deaths seen, their successors looked for)
     only from the moment Squid counts as ready, never earlier in STARTING_SQUID."""
-    run = smp_run(tmp_path)
+    run = smp_run(tmp_path, monkeypatch)
     supervisor = run.supervisor
     answers: list[bool] = []
     accepting = supervisor.squid_accepting
@@ -702,10 +700,7 @@ def kids_watched_once_ready(tmp_path):
     watched: list[tuple[State, list[bool]]] = []
     supervisor.kids.start = lambda master: watched.append((supervisor.state, list(answers)))
     enter(run, SS, lambda run: None)
-    try:
-        assert run.start() == 0
-    finally:
-        run.undo()
+    assert run.start() == 0
     ((state, answered),) = watched
     assert state is State.STARTING_SQUID and answered[-1] is True and answered.count(True) == 1
 
@@ -713,8 +708,8 @@ def kids_watched_once_ready(tmp_path):
 def kids_unwatched_before_squid_stops(column: str) -> Callable:
     """Stopping Squid ends the watch first: the kids exit because their master
     stops, which is neither reported nor waited for as a restart."""
-    def check(tmp_path):
-        run = smp_run(tmp_path)
+    def check(tmp_path, monkeypatch):
+        run = smp_run(tmp_path, monkeypatch)
         supervisor = run.supervisor
         stopped: list[tuple[State, bool]] = []
         stop = supervisor.kids.stop
@@ -725,10 +720,7 @@ def kids_unwatched_before_squid_stops(column: str) -> Callable:
         supervisor.kids.start = lambda master: None
         supervisor.kids.stop = recorded
         enter(run, column, lambda run: None)
-        try:
-            assert run.start() == (1 if column == E else 0)
-        finally:
-            run.undo()
+        assert run.start() == (1 if column == E else 0)
         assert (STATE_OF[column], False) in stopped
     return check
 
@@ -939,7 +931,6 @@ def test_cell(event, column, tmp_path, request):
         assert text == DASH, f"the document says {text!r}"
     else:
         assert cell.phrase in text, f"the document says {text!r}"
-    if "capfd" in cell.check.__code__.co_varnames[:cell.check.__code__.co_argcount]:
-        cell.check(tmp_path, request.getfixturevalue("capfd"))
-    else:
-        cell.check(tmp_path)
+    code = cell.check.__code__
+    fixtures = code.co_varnames[1:code.co_argcount]  # after tmp_path: capfd, monkeypatch
+    cell.check(tmp_path, *(request.getfixturevalue(name) for name in fixtures))
