@@ -102,11 +102,11 @@ class Container:
 
     def serving(self) -> list[int]:
         """The Squid processes that serve: -N's one process, else the workers."""
-        tree = [s for s in procfs.all_stats() if s.comm == "squid" and self._below(s.pid)]
+        tree = self.squid_tree()
         if self.workers == 1:
-            return [s.pid for s in tree]
-        return [s.pid for s in tree
-                if (name := smp.kid_name(procfs.cmdline(s.pid))) and smp.WORKER_NAME.fullmatch(name)]
+            return tree
+        return [pid for pid in tree
+                if (name := smp.kid_name(procfs.cmdline(pid))) and smp.WORKER_NAME.fullmatch(name)]
 
     def squid_tree(self) -> list[int]:
         return [s.pid for s in procfs.all_stats() if s.comm == "squid" and self._below(s.pid)]
@@ -136,10 +136,7 @@ def pss_kib(pid: int) -> int:
 def wait_serving(container: Container, url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time",
-                                 "2", "--proxy", f"http://127.0.0.1:{container.port}", url],
-                                capture_output=True, text=True)
-        if result.stdout == "200" and len(container.serving()) == container.workers:
+        if load.try_get(container.port, url) and len(container.serving()) == container.workers:
             return
         time.sleep(0.1)
     raise RuntimeError(f"{container.title} did not serve within {timeout:g}s:\n"
