@@ -17,7 +17,8 @@ from .. import proctree
 from ..ports import free_port
 from .conftest import poll
 from .test_proxy_run import (basic_config, fetch, health_get, origin,  # noqa: F401 (fixtures)
-                             proxy, run, squid_pid, start_download, stop_during_a_download)
+                             proxy, run, squid_pid, start_download, stop_during_a_download,
+                             term_ends_at_the_deadline)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -170,10 +171,5 @@ def test_the_deadline_kills_and_reaps_the_whole_tree(run, proxy, origin):
     tree = procfs.descendants(init.pid)
     assert len(tree) >= 5  # health, master, coordinator, two workers
     start_download(proxy, origin + "/slow/600")  # 60 s: cut by the deadline
-    sent = time.monotonic()
-    init.signal(signal.SIGTERM)
-    assert init.wait(timeout=15) == 0
-    elapsed = time.monotonic() - sent
-    assert 3.0 <= elapsed < 4.5, elapsed
-    assert "Shutdown timeout of 3s passed; sending SIGKILL" in init.text()
+    term_ends_at_the_deadline(init, timeout=3, slack=1.5)
     assert [pid for pid in tree if proctree.is_alive(pid)] == []
